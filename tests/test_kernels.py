@@ -1,0 +1,136 @@
+"""numba kernels against their NumPy oracles (``tumorsynth.kernels.reference``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import tumorsynth as ts
+from tumorsynth.kernels import cpu, reference
+from tumorsynth.kernels.hashing import hash_u32, hash_u32_np, normal_at, normal_np
+from tumorsynth.packing import pack, shape_row
+from tumorsynth.stages.shape import N_HARMONICS, sh_basis, shape_geometry
+
+
+def test_hash_numba_matches_numpy_including_negative_coordinates():
+    coords = [(0, 0, 0, 0), (1, 2, 3, 4), (2**31 - 1, -1, -5, 7), (123456, -300, 400, -(2**20))]
+    for seed, i, j, k in coords:
+        assert hash_u32(seed, i, j, k) == int(hash_u32_np(seed, i, j, k))
+        assert normal_at(seed, i, j, k) == pytest.approx(float(normal_np(seed, i, j, k)), abs=1e-12)
+    values = hash_u32_np(7, np.arange(10000), 3, 4)
+    assert len(np.unique(values)) == 10000  # no collisions on a line
+    u = (values >> np.uint64(8)).astype(float) / 2**24
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.std() - 12**-0.5) < 0.01
+
+
+def test_spherical_harmonics_are_orthonormal():
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((200_000, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    basis = sh_basis(u)
+    gram = basis.T @ basis / len(u)
+    assert basis.shape[1] == N_HARMONICS
+    np.testing.assert_allclose(gram, np.eye(N_HARMONICS), atol=0.02)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_texture_grid_matches_reference(seed):
+    args = (seed, 6.0, 4.0, 0.05, 0.2, 0.09, 0.52, np.array([-5, -4, -6]), np.array([11, 9, 13]))
+    np.testing.assert_allclose(cpu.texture_grid(*args), reference.texture_grid(*args), atol=1e-5)
+
+
+def test_texture_statistics_match_the_reference_bank():
+    """Mean ~ u0 and a voxel standard deviation in the reference bank's 0.016-0.069 range."""
+    stds = []
+    for sa, sb in [(3.0, 7.0), (9.0, 4.0), (15.0, 4.0)]:
+        grid = cpu.texture_grid(
+            3, sa, sb, 0.05, 0.2, 0.09, 0.52, np.array([-8] * 3), np.array([17] * 3)
+        )
+        assert abs(grid.mean() - 0.52) < 0.04
+        stds.append(grid.std())
+    assert min(stds) > 0.01 and max(stds) < 0.09
+    assert stds[0] < stds[2]  # smoother density field -> stronger, larger blotches
+
+
+def _toy(shape=(48, 44, 40), spacing=(1.0, 1.0, 1.0), seed=0):
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=False)], indexing="ij"
+    )
+    centre = [n * s / 2 for n, s in zip(shape, spacing, strict=False)]
+    r2 = sum(
+        ((g - c) / (0.42 * n * s)) ** 2
+        for g, c, n, s in zip(grid, centre, shape, spacing, strict=False)
+    )
+    organ = (r2 <= 1).astype(np.uint8)
+    image = np.where(organ == 1, 100.0, -80.0) + rng.normal(0, 10, shape)
+    return image.astype(np.float32), organ
+
+
+def _params(image, organ, spacing, config, seed, n=3):
+    p = ts.sample_params(image, organ, spacing, config=config, rng=seed)
+    return dataclasses.replace(p, lesions=p.lesions[:n])
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.8, 0.9, 1.7)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"preset": "syntumor", "size_class": "small"},
+        {
+            "preset": "liver",
+            "size_class": "small",
+            "location": {"avoid_vessels": False, "if_no_room": "skip"},
+            "intensity": {"necrosis_probability": 1.0, "necrosis_min_radius_mm": 0.0},
+            "capsule": {"min_radius_mm": 0.0},
+        },
+    ],
+)
+def test_render_matches_reference(spacing, config):
+    image, organ = _toy(spacing=spacing)
+    params = _params(image, organ, spacing, config, seed=5)
+    assert params.lesions
+    got = ts.render(image, organ, spacing, params)
+    packed = pack(params, cpu.texture_grid)
+    want_image, want_label = reference.render_lesions(
+        image, organ, spacing, packed.rows, packed.tex
+    )
+    np.testing.assert_array_equal(got.label, want_label)
+    # the kernel takes the edge weight as exactly 0 / 1 beyond 4 edge sigmas (the oracle does not):
+    # at most Phi(-4) * |delta| = 3.2e-5 * 145 HU apart
+    np.testing.assert_allclose(got.image, want_image, atol=5e-3)
+
+
+def test_organ_queries_match_reference():
+    image, organ = _toy()
+    spacing = (1.0, 1.0, 1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        centre = rng.uniform(5, 40, 3)
+        radius = rng.uniform(1, 12)
+        assert cpu.ball_inside_organ(organ, np.ones(3), centre, radius) == (
+            reference.ball_inside_organ(organ, spacing, centre, radius)
+        )
+    image[20:28, 20:23, :] += 120.0  # a bright tube
+    shape = ts.sample_params(image, organ, spacing, "syntumor", rng=1).lesions[0].shape
+    geom = shape_geometry(shape)
+    for centre in [(24.0, 21.0, 20.0), (12.0, 30.0, 20.0)]:
+        row = shape_row(centre, geom, shape.deform)
+        args = (image, organ, np.ones(3), row, np.zeros(3, np.int64), np.array(organ.shape))
+        got = cpu.vessel_overlap(*args, 140.0, 1.0)
+        assert got == reference.vessel_overlap(image, organ, spacing, row, 140.0, 1.0)
+
+
+def test_measure_organ_matches_numpy():
+    image, organ = _toy()
+    lo, hi, count, not_binary, not_finite, hist = cpu.measure_organ_arrays(image, organ)
+    idx = np.argwhere(organ)
+    np.testing.assert_array_equal(lo, idx.min(0))
+    np.testing.assert_array_equal(hi, idx.max(0) + 1)
+    assert count == organ.sum() and not_binary == 0 and not_finite == 0
+    assert hist.sum() == count
+    assert ts.as_case(image, organ, 1.0).organ_stats.median_hu == pytest.approx(
+        np.median(np.floor(image[organ == 1])), abs=1.0
+    )

@@ -1,0 +1,36 @@
+"""tumorsynth: fast, reproducible synthesis of liver tumours in healthy CT.
+
+>>> import tumorsynth
+>>> from tumorsynth.phantom import make_phantom
+>>> case = make_phantom(spacing_mm=2.0)
+>>> out = tumorsynth.synthesize(case.image, case.organ, case.spacing_mm, seed=0)
+>>> out.image.dtype, out.label.max()
+(dtype('float32'), np.uint8(2))
+"""
+
+from tumorsynth.case import Case, as_case
+from tumorsynth.config import PRESETS, SynthConfig, load_config
+from tumorsynth.errors import ConfigError, InputError, PlacementError, TumorSynthError
+from tumorsynth.params import LesionParams, TumorParams
+from tumorsynth.pipeline import Synthesis, render, sample_params, synthesize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "Case",
+    "ConfigError",
+    "InputError",
+    "LesionParams",
+    "PlacementError",
+    "SynthConfig",
+    "Synthesis",
+    "TumorParams",
+    "TumorSynthError",
+    "__version__",
+    "as_case",
+    "load_config",
+    "render",
+    "sample_params",
+    "synthesize",
+]

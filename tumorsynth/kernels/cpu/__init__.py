@@ -1,0 +1,14 @@
+"""numba kernels (CPU). Public names and signatures match ``kernels.reference``."""
+
+from tumorsynth.kernels.cpu.organ import ball_inside_organ, measure_organ_arrays, vessel_overlap
+from tumorsynth.kernels.cpu.render import copy_outputs, render_lesions
+from tumorsynth.kernels.cpu.texture import texture_grid
+
+__all__ = [
+    "ball_inside_organ",
+    "copy_outputs",
+    "measure_organ_arrays",
+    "render_lesions",
+    "texture_grid",
+    "vessel_overlap",
+]

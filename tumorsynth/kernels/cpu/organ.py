@@ -1,0 +1,219 @@
+"""numba queries of the host organ: one measuring scan, and local checks used while placing tumours."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import get_num_threads, njit, prange
+
+from tumorsynth.kernels.cpu.render import lesion_at
+from tumorsynth.kernels.layout import CENTER
+
+HU_MIN = -1024
+N_BINS = 4096  # 1-HU bins from -1024 to 3071
+
+
+@njit(cache=True, parallel=True)
+def _measure(image, organ, words, n_chunks):
+    n0, _n1, _n2 = organ.shape
+    lo = np.empty((n0, 3), np.int64)
+    hi = np.zeros((n0, 3), np.int64)
+    counts = np.zeros((n0, 3), np.int64)
+    hist = np.zeros((n_chunks, N_BINS), np.int64)
+    for c in prange(n_chunks):
+        for x in range(c * n0 // n_chunks, (c + 1) * n0 // n_chunks):
+            _measure_slab(image, organ, words, x, lo, hi, counts, hist[c])
+    box_lo = np.empty(3, np.int64)
+    box_hi = np.empty(3, np.int64)
+    for a in range(3):
+        box_lo[a] = lo[:, a].min()
+        box_hi[a] = hi[:, a].max()
+    total = counts.sum(axis=0)
+    return box_lo, box_hi, total[0], total[1], total[2], hist.sum(axis=0)
+
+
+@njit(cache=True)
+def _measure_slab(image, organ, words, x, lo, hi, counts, h):
+    n0, n1, n2 = organ.shape
+    lx, ly, lz, hx, hy, hz = n0, n1, n2, 0, 0, 0
+    n_organ = n_other = n_bad = 0
+    for y in range(n1):
+        start = (x * n1 + y) * n2
+        empty = True
+        for w in range(start // 8, min((start + n2 + 7) // 8, words.size)):
+            if words[w] != 0:
+                empty = False
+                break
+        if empty and (start + n2) // 8 < words.size:
+            continue
+        row_has = False
+        for z in range(n2):
+            m = organ[x, y, z]
+            if m == 0:
+                continue
+            if m != 1:
+                n_other += 1
+                continue
+            n_organ += 1
+            row_has = True
+            lz, hz = min(lz, z), max(hz, z + 1)
+            value = float(image[x, y, z])
+            if not math.isfinite(value):
+                n_bad += 1
+                continue
+            h[min(max(math.floor(value) - HU_MIN, 0), N_BINS - 1)] += 1
+        if row_has:
+            lx, hx = min(lx, x), max(hx, x + 1)
+            ly, hy = min(ly, y), max(hy, y + 1)
+    lo[x, 0], lo[x, 1], lo[x, 2] = lx, ly, lz
+    hi[x, 0], hi[x, 1], hi[x, 2] = hx, hy, hz
+    counts[x, 0], counts[x, 1], counts[x, 2] = n_organ, n_other, n_bad
+
+
+def measure_organ_arrays(image, organ):
+    """One pass over the mask (8 voxels at a time where it is empty), and over the image inside
+    the organ. ``image`` and ``organ`` must be C-contiguous.
+
+    Returns
+    -------
+    lo, hi : (3,) int64
+        Bounding box of the organ (hi exclusive); lo > hi when the organ is empty.
+    count : int
+        Organ voxels.
+    not_binary : int
+        Voxels whose mask value is neither 0 nor 1.
+    not_finite : int
+        Organ voxels whose HU is NaN or infinite.
+    hist : (4096,) int64
+        Histogram of the organ's HU in 1-HU bins from -1024 (clipped).
+    """
+    flat = organ.reshape(-1)
+    words = flat[: flat.size // 8 * 8].view(np.uint64)
+    return _measure(image, organ, words, min(4 * get_num_threads(), organ.shape[0]))
+
+
+@njit(cache=True)
+def ball_inside_organ(organ, spacing, center_mm, radius_mm):
+    """Whether every voxel within ``radius_mm`` of ``center_mm`` is organ (outside the volume: no)."""
+    n = organ.shape
+    lo = np.empty(3, np.int64)
+    hi = np.empty(3, np.int64)
+    for a in range(3):
+        lo[a] = math.ceil((center_mm[a] - radius_mm) / spacing[a])
+        hi[a] = math.floor((center_mm[a] + radius_mm) / spacing[a])
+        if lo[a] < 0 or hi[a] >= n[a]:
+            return False
+    r2 = radius_mm * radius_mm
+    for x in range(lo[0], hi[0] + 1):
+        dx2 = (x * spacing[0] - center_mm[0]) ** 2
+        for y in range(lo[1], hi[1] + 1):
+            dy2 = (y * spacing[1] - center_mm[1]) ** 2
+            for z in range(lo[2], hi[2] + 1):
+                if dx2 + dy2 + (z * spacing[2] - center_mm[2]) ** 2 <= r2 and organ[x, y, z] == 0:
+                    return False
+    return True
+
+
+@njit(cache=True)
+def _gauss(sigma_vox):
+    r = int(3.0 * sigma_vox + 0.5)
+    w = np.empty(2 * r + 1)
+    for k in range(-r, r + 1):
+        w[k + r] = (
+            math.exp(-0.5 * (k / sigma_vox) ** 2) if sigma_vox > 0 else (1.0 if k == 0 else 0.0)
+        )
+    return w / w.sum(), r
+
+
+@njit(cache=True)
+def _smoothed_at(image, x, y, z, w0, w1, w2):
+    """Gaussian-smoothed HU at one voxel (nearest-value borders)."""
+    n = image.shape
+    r0, r1, r2 = (w0.size - 1) // 2, (w1.size - 1) // 2, (w2.size - 1) // 2
+    acc = 0.0
+    for t in range(-r0, r0 + 1):
+        xx = min(max(x + t, 0), n[0] - 1)
+        acc_y = 0.0
+        for u in range(-r1, r1 + 1):
+            yy = min(max(y + u, 0), n[1] - 1)
+            acc_z = 0.0
+            for v in range(-r2, r2 + 1):
+                acc_z += w2[v + r2] * image[xx, yy, min(max(z + v, 0), n[2] - 1)]
+            acc_y += w1[u + r1] * acc_z
+        acc += w0[t + r0] * acc_y
+    return acc
+
+
+@njit(cache=True)
+def _vessel_hit_sparse(image, organ, spacing, row, lo, hi, threshold_hu, w0, w1, w2):
+    """Whether a vessel voxel lies among every other voxel (per axis) of the lesion: a cheap,
+    exact-where-it-answers-yes screen that stops at the first hit."""
+    for x in range(lo[0], hi[0], 2):
+        for y in range(lo[1], hi[1], 2):
+            for z in range(lo[2], hi[2], 2):
+                if organ[x, y, z] == 0:
+                    continue
+                d = lesion_at(
+                    row,
+                    x * spacing[0] - row[CENTER],
+                    y * spacing[1] - row[CENTER + 1],
+                    z * spacing[2] - row[CENTER + 2],
+                )
+                if d[3] and _smoothed_at(image, x, y, z, w0, w1, w2) > threshold_hu:
+                    return True
+    return False
+
+
+@njit(cache=True, parallel=True)
+def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
+    """Whether any voxel of the lesion ``row`` inside box [lo, hi) is vessel.
+
+    A vessel voxel is an organ voxel whose Gaussian-smoothed HU (``sigma_mm``, truncated at 3 sigma,
+    nearest-value borders: ``scipy.ndimage.gaussian_filter``) exceeds ``threshold_hu``; this is the
+    map of ``tumorsynth.stages.location.vessel_map`` evaluated only where the lesion lies.
+    """
+    n = image.shape
+    w0, r0 = _gauss(sigma_mm / spacing[0])
+    w1, r1 = _gauss(sigma_mm / spacing[1])
+    w2, r2 = _gauss(sigma_mm / spacing[2])
+    if _vessel_hit_sparse(image, organ, spacing, row, lo, hi, threshold_hu, w0, w1, w2):
+        return True
+    y0, y1 = max(lo[1] - r1, 0), min(hi[1] + r1, n[1])
+    z0, z1 = max(lo[2] - r2, 0), min(hi[2] + r2, n[2])
+    bx, by, bz = hi[0] - lo[0], y1 - y0, z1 - z0
+    a = np.empty((bx, by, bz))
+    for i in prange(bx):
+        for j in range(by):
+            for k in range(bz):
+                acc = 0.0
+                for t in range(-r0, r0 + 1):
+                    xx = min(max(lo[0] + i + t, 0), n[0] - 1)
+                    acc += w0[t + r0] * image[xx, y0 + j, z0 + k]
+                a[i, j, k] = acc
+    hits = np.zeros(bx, np.int64)
+    for i in prange(bx):
+        x = lo[0] + i
+        for y in range(lo[1], hi[1]):
+            for z in range(lo[2], hi[2]):
+                if organ[x, y, z] == 0:
+                    continue
+                d = lesion_at(
+                    row,
+                    x * spacing[0] - row[CENTER],
+                    y * spacing[1] - row[CENTER + 1],
+                    z * spacing[2] - row[CENTER + 2],
+                )
+                if not d[3]:
+                    continue
+                acc = 0.0
+                for t in range(-r1, r1 + 1):
+                    yy = min(max(y + t, 0), n[1] - 1) - y0
+                    inner = 0.0
+                    for s in range(-r2, r2 + 1):
+                        zz = min(max(z + s, 0), n[2] - 1) - z0
+                        inner += w2[s + r2] * a[i, yy, zz]
+                    acc += w1[t + r1] * inner
+                if acc > threshold_hu:
+                    hits[i] += 1
+    return hits.sum() > 0

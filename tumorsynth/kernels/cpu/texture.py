@@ -1,0 +1,135 @@
+"""numba generation of a tumour's texture lattice (see ``tumorsynth.stages.texture``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from tumorsynth.kernels.hashing import hash_u32, mix_u32, seed_u32, unit_noise
+
+CELLS_PER_SIGMA = 1.0
+RADIUS = 3
+
+
+@njit(cache=True)
+def _weights():
+    w = np.empty(2 * RADIUS + 1)
+    for k in range(-RADIUS, RADIUS + 1):
+        w[k + RADIUS] = math.exp(-0.5 * (k / CELLS_PER_SIGMA) ** 2)
+    return w / w.sum()
+
+
+@njit(cache=True)
+def _blur_valid(a, w):
+    """Separable correlation with ``w`` along each axis, keeping only fully covered nodes."""
+    r = (w.size - 1) // 2
+    n0, n1, n2 = a.shape
+    m0, m1, m2 = n0 - 2 * r, n1 - 2 * r, n2 - 2 * r
+    b = np.zeros((m0, n1, n2))
+    for i in range(m0):
+        for j in range(n1):
+            for k in range(n2):
+                acc = 0.0
+                for t in range(w.size):
+                    acc += w[t] * a[i + t, j, k]
+                b[i, j, k] = acc
+    c = np.zeros((m0, m1, n2))
+    for i in range(m0):
+        for j in range(m1):
+            for k in range(n2):
+                acc = 0.0
+                for t in range(w.size):
+                    acc += w[t] * b[i, j + t, k]
+                c[i, j, k] = acc
+    d = np.zeros((m0, m1, m2))
+    for i in range(m0):
+        for j in range(m1):
+            for k in range(m2):
+                acc = 0.0
+                for t in range(w.size):
+                    acc += w[t] * c[i, j, k + t]
+                d[i, j, k] = acc
+    return d
+
+
+@njit(cache=True)
+def _white(seed, lo0, lo1, lo2, n0, n1, n2):
+    """Unit-variance white noise at lattice nodes ``lo + (i, j, k)``."""
+    a = np.empty((n0, n1, n2))
+    h0 = seed_u32(seed)
+    for i in range(n0):
+        h1 = mix_u32(h0, lo0 + i)
+        for j in range(n1):
+            h2 = mix_u32(h1, lo1 + j)
+            for k in range(n2):
+                a[i, j, k] = unit_noise(mix_u32(h2, lo2 + k))
+    return a
+
+
+@njit(cache=True, inline="always")
+def _trilinear(a, g0, g1, g2):
+    n0, n1, n2 = a.shape
+    g0 = min(max(g0, 0.0), n0 - 1.000001)
+    g1 = min(max(g1, 0.0), n1 - 1.000001)
+    g2 = min(max(g2, 0.0), n2 - 1.000001)
+    i, j, k = int(g0), int(g1), int(g2)
+    f, g, h = g0 - i, g1 - j, g2 - k
+    c00 = a[i, j, k] * (1 - h) + a[i, j, k + 1] * h
+    c01 = a[i, j + 1, k] * (1 - h) + a[i, j + 1, k + 1] * h
+    c10 = a[i + 1, j, k] * (1 - h) + a[i + 1, j, k + 1] * h
+    c11 = a[i + 1, j + 1, k] * (1 - h) + a[i + 1, j + 1, k + 1] * h
+    return (c00 * (1 - g) + c01 * g) * (1 - f) + (c10 * (1 - g) + c11 * g) * f
+
+
+@njit(cache=True)
+def texture_grid(seed, density_sigma_mm, grain_sigma_mm, base, scale, density_std, mean, lo, shape):
+    """Texture values at lattice nodes ``lo + (0..shape-1)`` (spacing ``grain_sigma_mm`` mm,
+    centred on the tumour), float32 of shape ``shape``."""
+    w = _weights()
+    norm = np.sum(w * w) ** 1.5  # variance of the blurred unit white noise
+    h = grain_sigma_mm / CELLS_PER_SIGMA
+    ha = density_sigma_mm / CELLS_PER_SIGMA
+    seed_a = hash_u32(seed, 1, 0, 0)
+    seed_c = hash_u32(seed, 2, 0, 0)
+    r = RADIUS
+    # density lattice: covers the extended salt lattice, plus the blur margin
+    a_lo = np.empty(3, np.int64)
+    a_n = np.empty(3, np.int64)
+    for ax in range(3):
+        a_lo[ax] = math.floor((lo[ax] - r) * h / ha)
+        a_n[ax] = math.floor((lo[ax] + shape[ax] + r - 1) * h / ha) + 2 - a_lo[ax]
+    za = _white(
+        seed_a,
+        a_lo[0] - r,
+        a_lo[1] - r,
+        a_lo[2] - r,
+        a_n[0] + 2 * r,
+        a_n[1] + 2 * r,
+        a_n[2] + 2 * r,
+    )
+    za = _blur_valid(za, w) / math.sqrt(norm)
+    # salt counts on the extended lattice
+    vol = h * h * h
+    e0, e1, e2 = shape[0] + 2 * r, shape[1] + 2 * r, shape[2] + 2 * r
+    noise = _white(seed_c, lo[0] - r, lo[1] - r, lo[2] - r, e0, e1, e2)
+    counts = np.empty((e0, e1, e2))
+    for i in range(e0):
+        g0 = (lo[0] - r + i) * h / ha - a_lo[0]
+        for j in range(e1):
+            g1 = (lo[1] - r + j) * h / ha - a_lo[1]
+            for k in range(e2):
+                g2 = (lo[2] - r + k) * h / ha - a_lo[2]
+                d = min(max(0.5 + density_std * _trilinear(za, g0, g1, g2), 0.0), 1.0)
+                p = base + scale * d
+                lam = p * vol
+                counts[i, j, k] = lam + math.sqrt(lam * (1.0 - p)) * noise[i, j, k]
+    s = _blur_valid(counts, w)
+    expected = (base + 0.5 * scale) * vol
+    out = np.empty((shape[0], shape[1], shape[2]), np.float32)
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            for k in range(shape[2]):
+                out[i, j, k] = min(max(mean * s[i, j, k] / expected, 0.0), 1.0)
+    return out
