@@ -154,8 +154,8 @@ def load_config(config: str | Path | Mapping[str, Any] | SynthConfig = "liver") 
         if isinstance(config, str) and config in PRESETS:
             data, where = _resolve({"preset": config}, config), ""
         elif path.suffix.lower() in (".json", ".yaml", ".yml") or path.exists():
-            data = _resolve(_read_file(path), str(path))
-            data.setdefault("name", path.stem)
+            raw = _read_file(path)
+            data = {**_resolve(raw, str(path)), "name": raw.get("name", path.stem)}
             where = ""
         else:
             raise ConfigError(

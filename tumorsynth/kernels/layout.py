@@ -29,4 +29,7 @@ N_FIELDS = 49
 
 NECRO_SOFT = 0.08  # softness of the necrotic core's edge, unit-ball units
 EDGE_REACH = 4.0  # the edge weight is taken as 0 / 1 beyond 4 edge sigmas
-CAPS_IN, CAPS_OUT = 2.5, 1.5  # the capsule profile spans -2.5 to +1.5 thicknesses around the surface
+CAPS_IN, CAPS_OUT = (
+    2.5,
+    1.5,
+)  # the capsule profile spans -2.5 to +1.5 thicknesses around the surface

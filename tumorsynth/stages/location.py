@@ -158,7 +158,9 @@ def place(
         center = (voxel + rng.uniform(-0.5, 0.5, size=3)) * spacing
         if depth_mm > 0 and not ball_inside_organ(case.organ, spacing, center, depth_mm):
             continue
-        if cfg.avoid_overlap and any(np.linalg.norm(center - c) < equivalent_mm + r for c, r in placed):
+        if cfg.avoid_overlap and any(
+            np.linalg.norm(center - c) < equivalent_mm + r for c, r in placed
+        ):
             continue
         if check_vessels:
             row = shape_row(center, geom, shape.deform)

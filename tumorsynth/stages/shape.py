@@ -14,7 +14,7 @@ not the size, so the equivalent diameter :math:`2 (abc)^{1/3}` stays in the size
 The reference code (SyntheticTumors) draws integer semi-axes in voxels and deforms a voxel mask with
 ``elasticdeform``; this is the same law in physical units: semi-axes :math:`U(0.75 r, 1.25 r)` mm
 with base radius :math:`r` = 4 / 8 / 16 / 32 mm, and an RMS surface displacement equal to the
-reference's elastic sigma (tiny 0.5-1, small 1-2, medium 3-6, large 5-10 mm).
+reference's elastic deformation (see ``_default_classes``).
 """
 
 from __future__ import annotations
@@ -63,11 +63,15 @@ class SizeClass:
 
 
 def _default_classes() -> dict[str, SizeClass]:
+    # deform_mm: half the reference's elastic sigma (tiny U(0.5, 1), small 1-2, medium 3-6, large 5-10
+    # voxels). The reference displaces a 3 x 3 control grid spanning four semi-axes; spline
+    # interpolation leaves about 0.7 sigma at the surface, most of it shared with the centre (a shift,
+    # not a deformation), so the surface moves relative to the centre by about half of sigma.
     return {
-        "tiny": SizeClass(4.0, (3, 10), (0.5, 1.0)),
-        "small": SizeClass(8.0, (3, 10), (1.0, 2.0)),
-        "medium": SizeClass(16.0, (2, 5), (3.0, 6.0)),
-        "large": SizeClass(32.0, (1, 3), (5.0, 10.0)),
+        "tiny": SizeClass(4.0, (3, 10), (0.25, 0.5)),
+        "small": SizeClass(8.0, (3, 10), (0.5, 1.0)),
+        "medium": SizeClass(16.0, (2, 5), (1.5, 3.0)),
+        "large": SizeClass(32.0, (1, 3), (2.5, 5.0)),
     }
 
 

@@ -146,7 +146,7 @@ def _smoothed_at(image, x, y, z, w0, w1, w2):
 
 
 @njit(cache=True)
-def _vessel_hit_sparse(image, organ, spacing, row, lo, hi, threshold_hu, w0, w1, w2):
+def _vessel_hit_sparse(image, organ, spacing, rows, lo, hi, threshold_hu, w0, w1, w2):
     """Whether a vessel voxel lies among every other voxel (per axis) of the lesion: a cheap,
     exact-where-it-answers-yes screen that stops at the first hit."""
     for x in range(lo[0], hi[0], 2):
@@ -155,10 +155,11 @@ def _vessel_hit_sparse(image, organ, spacing, row, lo, hi, threshold_hu, w0, w1,
                 if organ[x, y, z] == 0:
                     continue
                 d = lesion_at(
-                    row,
-                    x * spacing[0] - row[CENTER],
-                    y * spacing[1] - row[CENTER + 1],
-                    z * spacing[2] - row[CENTER + 2],
+                    rows,
+                    0,
+                    x * spacing[0] - rows[0, CENTER],
+                    y * spacing[1] - rows[0, CENTER + 1],
+                    z * spacing[2] - rows[0, CENTER + 2],
                 )
                 if d[3] and _smoothed_at(image, x, y, z, w0, w1, w2) > threshold_hu:
                     return True
@@ -177,7 +178,8 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
     w0, r0 = _gauss(sigma_mm / spacing[0])
     w1, r1 = _gauss(sigma_mm / spacing[1])
     w2, r2 = _gauss(sigma_mm / spacing[2])
-    if _vessel_hit_sparse(image, organ, spacing, row, lo, hi, threshold_hu, w0, w1, w2):
+    rows = row.reshape((1, row.size))
+    if _vessel_hit_sparse(image, organ, spacing, rows, lo, hi, threshold_hu, w0, w1, w2):
         return True
     y0, y1 = max(lo[1] - r1, 0), min(hi[1] + r1, n[1])
     z0, z1 = max(lo[2] - r2, 0), min(hi[2] + r2, n[2])
@@ -199,10 +201,11 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
                 if organ[x, y, z] == 0:
                     continue
                 d = lesion_at(
-                    row,
-                    x * spacing[0] - row[CENTER],
-                    y * spacing[1] - row[CENTER + 1],
-                    z * spacing[2] - row[CENTER + 2],
+                    rows,
+                    0,
+                    x * spacing[0] - rows[0, CENTER],
+                    y * spacing[1] - rows[0, CENTER + 1],
+                    z * spacing[2] - rows[0, CENTER + 2],
                 )
                 if not d[3]:
                     continue

@@ -13,7 +13,6 @@ import numpy as np
 from numba import njit, prange
 
 from tumorsynth.kernels.cpu.shape import cbrt, radial, unit_coords
-from tumorsynth.kernels.cpu.texture import _trilinear
 from tumorsynth.kernels.layout import (
     CAPS_HU,
     CAPS_IN,
@@ -34,68 +33,143 @@ from tumorsynth.kernels.layout import (
     TEX_LO,
     TEX_N,
     TEX_OFFSET,
+    TO_UNIT,
 )
 
 SQRT2 = math.sqrt(2.0)
 
 
 @njit(cache=True, inline="always")
-def _texture(row, tex, dx, dy, dz):
-    h = row[TEX_H]
-    n0, n1, n2 = int(row[TEX_N]), int(row[TEX_N + 1]), int(row[TEX_N + 2])
-    off = int(row[TEX_OFFSET])
-    grid = tex[off : off + n0 * n1 * n2].reshape((n0, n1, n2))
-    return _trilinear(
-        grid, dx / h - row[TEX_LO], dy / h - row[TEX_LO + 1], dz / h - row[TEX_LO + 2]
-    )
+def lesion_at(rows, i, dx, dy, dz):
+    """Shape quantities of lesion ``i`` at an offset (dx, dy, dz) mm from its centre.
 
-
-@njit(cache=True, inline="always")
-def lesion_at(row, dx, dy, dz):
-    """Shape quantities of one lesion at an offset (dx, dy, dz) mm from its centre.
-
-    Returns (rho, radial R or -1 when deep inside, signed distance mm, inside flag). ``rho`` beyond
-    ``FAR_RHO`` means the lesion has no effect here.
+    Returns (rho, radial R or -1 when deep inside, signed distance mm, inside flag). A signed
+    distance of +inf means the lesion has no effect here.
     """
-    qx, qy, qz = unit_coords(row, dx, dy, dz)
+    qx, qy, qz = unit_coords(rows, i, dx, dy, dz)
     rho = math.sqrt(qx * qx + qy * qy + qz * qz)
-    if rho <= row[INNER_RHO] or rho < 1e-9:
+    if rho <= rows[i, INNER_RHO] or rho < 1e-9:
         return rho, -1.0, -math.inf, True
-    if rho >= row[FAR_RHO]:
+    if rho >= rows[i, FAR_RHO]:
         return rho, -1.0, math.inf, False
-    big_r = radial(row, qx / rho, qy / rho, qz / rho)
+    big_r = radial(rows, i, qx / rho, qy / rho, qz / rho)
     sd = math.sqrt(dx * dx + dy * dy + dz * dz) * (1.0 - big_r / rho)
     return rho, big_r, sd, rho <= big_r
 
 
 @njit(cache=True, inline="always")
-def _mass_factor(row, rho, big_r, sd, inside):
-    """Radial factor f: the tissue now at offset d came from offset f * d."""
-    k = row[MASS_K]
-    if k <= 0.0:
-        return 1.0
-    if inside:
-        return cbrt(1.0 - k)
-    reach = row[MASS_REACH]
-    if sd >= reach:
-        return 1.0
-    rn = rho / big_r
-    u = rn - cbrt(rn * rn * rn - k)
-    t = 1.0 - (sd / reach) ** 2
-    return (rn - u * t * t) / rn
+def _row_span(rows, i, dx, dy, sz, z_lo, z_hi, rho_max):
+    """Voxels [a, b) of the row at in-plane offset (dx, dy) mm from lesion ``i``'s centre where its
+    unit-ball radius is below ``rho_max``, clipped to [z_lo, z_hi); empty when a >= b.
+
+    Along a row the unit-ball coordinates are affine in z, so the radius squared is a quadratic and
+    the span is the interval between its roots.
+    """
+    m = TO_UNIT
+    q0x = rows[i, m] * dx + rows[i, m + 1] * dy
+    q0y = rows[i, m + 3] * dx + rows[i, m + 4] * dy
+    q0z = rows[i, m + 6] * dx + rows[i, m + 7] * dy
+    ax, ay, az = rows[i, m + 2], rows[i, m + 5], rows[i, m + 8]
+    qa = ax * ax + ay * ay + az * az
+    qb = q0x * ax + q0y * ay + q0z * az
+    qc = q0x * q0x + q0y * q0y + q0z * q0z - rho_max * rho_max
+    disc = qb * qb - qa * qc
+    if disc <= 0.0:
+        return z_lo, z_lo
+    root = math.sqrt(disc)
+    cz = rows[i, CENTER + 2]
+    a = math.ceil(((-qb - root) / qa + cz) / sz)
+    b = math.floor(((-qb + root) / qa + cz) / sz) + 1
+    return max(a, z_lo), min(b, z_hi)
 
 
-@njit(cache=True, inline="always")
-def _appearance(row, tex, dx, dy, dz, rho, w, cap):
-    """HU change of one lesion at a voxel, given its edge weight and capsule profile."""
-    d = w * row[DELTA_HU] * _texture(row, tex, dx, dy, dz)
-    core = row[NECRO_RHO]
-    if core > 0.0:
-        n = 0.5 * math.erfc((rho - core) / (NECRO_SOFT * SQRT2))
-        d += n * w * (row[NECRO_DELTA] - d)
-    if cap > 0.0:
-        d += cap * (row[CAPS_HU] - d)
-    return d
+@njit(cache=True)
+def _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, state):
+    """Add lesion ``i``'s effect on voxels z in [a, b) of row (x, y) to the row buffers.
+
+    ``key``/``dhu``: strongest weight so far and its HU change (the voxel belongs to the lesion it is
+    most inside); ``disp``: summed mass-effect displacement, mm; ``state``: bit 1 touched, bit 2
+    tumour. The lesion's parameters are read once per row, not once per voxel.
+    """
+    dx = x * spacing[0] - rows[i, CENTER]
+    dy = y * spacing[1] - rows[i, CENTER + 1]
+    cz, sz = rows[i, CENTER + 2], spacing[2]
+    m = TO_UNIT
+    q0x = rows[i, m] * dx + rows[i, m + 1] * dy
+    q0y = rows[i, m + 3] * dx + rows[i, m + 4] * dy
+    q0z = rows[i, m + 6] * dx + rows[i, m + 7] * dy
+    ax, ay, az = rows[i, m + 2], rows[i, m + 5], rows[i, m + 8]
+    inner, far = rows[i, INNER_RHO], rows[i, FAR_RHO]
+    sigma, delta = rows[i, EDGE_SIGMA], rows[i, DELTA_HU]
+    core, core_delta = rows[i, NECRO_RHO], rows[i, NECRO_DELTA]
+    k, reach = rows[i, MASS_K], rows[i, MASS_REACH]
+    f_in = cbrt(1.0 - k) if k > 0.0 else 1.0
+    thick, caps_hu = rows[i, CAPS_T], rows[i, CAPS_HU]
+    h = rows[i, TEX_H]
+    n1, n2 = int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
+    g0 = min(max(dx / h - rows[i, TEX_LO], 0.0), rows[i, TEX_N] - 1.000001)
+    g1 = min(max(dy / h - rows[i, TEX_LO + 1], 0.0), n1 - 1.000001)
+    t0, t1 = int(g0), int(g1)
+    f0, f1 = g0 - t0, g1 - t1
+    base_k = int(rows[i, TEX_OFFSET]) + (t0 * n1 + t1) * n2
+    w00, w01, w10, w11 = (1 - f0) * (1 - f1), (1 - f0) * f1, f0 * (1 - f1), f0 * f1
+    in_plane2 = dx * dx + dy * dy
+    for z in range(a, b):
+        if organ[x, y, z] == 0:
+            continue
+        dz = z * sz - cz
+        qx, qy, qz = q0x + dz * ax, q0y + dz * ay, q0z + dz * az
+        rho = math.sqrt(qx * qx + qy * qy + qz * qz)
+        if rho >= far:
+            continue
+        if rho <= inner or rho < 1e-9:
+            inside, w, cap, f = True, 1.0, 0.0, f_in
+        else:
+            big_r = radial(rows, i, qx / rho, qy / rho, qz / rho)
+            sd = math.sqrt(in_plane2 + dz * dz) * (1.0 - big_r / rho)
+            inside = rho <= big_r
+            if sd <= -EDGE_REACH * sigma:
+                w = 1.0
+            elif sd >= EDGE_REACH * sigma:
+                w = 0.0
+            else:
+                w = 0.5 * math.erfc(sd / (sigma * SQRT2))
+            cap = 0.0
+            if thick > 0.0 and -CAPS_IN * thick < sd < CAPS_OUT * thick:
+                cap = math.exp(-0.5 * ((sd + 0.5 * thick) / (0.5 * thick)) ** 2)
+            f = 1.0
+            if k > 0.0:
+                if inside:
+                    f = f_in
+                elif sd < reach:
+                    rn = rho / big_r
+                    u = rn - cbrt(rn * rn * rn - k)
+                    taper = 1.0 - (sd / reach) ** 2
+                    f = (rn - u * taper * taper) / rn
+        j = z - z0
+        if f != 1.0:
+            disp[j, 0] += dx * (f - 1.0)
+            disp[j, 1] += dy * (f - 1.0)
+            disp[j, 2] += dz * (f - 1.0)
+        state[j] |= 3 if inside else 1
+        weight = max(w, cap)
+        if weight > key[j]:
+            key[j] = weight
+            g2 = min(max(dz / h - rows[i, TEX_LO + 2], 0.0), n2 - 1.000001)
+            t2 = int(g2)
+            f2 = g2 - t2
+            kk = base_k + t2
+            lo_v = w00 * tex[kk] + w01 * tex[kk + n2] + w10 * tex[kk + n1 * n2]
+            lo_v += w11 * tex[kk + n1 * n2 + n2]
+            hi_v = w00 * tex[kk + 1] + w01 * tex[kk + n2 + 1] + w10 * tex[kk + n1 * n2 + 1]
+            hi_v += w11 * tex[kk + n1 * n2 + n2 + 1]
+            d = w * delta * (lo_v * (1.0 - f2) + hi_v * f2)
+            if core > 0.0:
+                nec = 0.5 * math.erfc((rho - core) / (NECRO_SOFT * SQRT2))
+                d += nec * w * (core_delta - d)
+            if cap > 0.0:
+                d += cap * (caps_hu - d)
+            dhu[j] = d
 
 
 @njit(cache=True, inline="always")
@@ -115,48 +189,6 @@ def _sample(image, organ, x, y, z):
     c10 = image[i + 1, j, k] * (1 - h) + image[i + 1, j, k + 1] * h
     c11 = image[i + 1, j + 1, k] * (1 - h) + image[i + 1, j + 1, k + 1] * h
     return (c00 * (1 - g) + c01 * g) * (1 - f) + (c10 * (1 - g) + c11 * g) * f
-
-
-@njit(cache=True, inline="always")
-def _voxel(image, organ, spacing, rows, lesions, tex, x, y, z):
-    """Composite of the lesions ``lesions`` at voxel (x, y, z): (new HU, is tumour)."""
-    px, py, pz = x * spacing[0], y * spacing[1], z * spacing[2]
-    ux = uy = uz = 0.0
-    best_key = 0.0
-    best_d = 0.0
-    tumour = False
-    for lesion in lesions:
-        row = rows[lesion]
-        dx, dy, dz = px - row[CENTER], py - row[CENTER + 1], pz - row[CENTER + 2]
-        rho, big_r, sd, inside = lesion_at(row, dx, dy, dz)
-        if sd == math.inf:
-            continue
-        f = _mass_factor(row, rho, big_r, sd, inside)
-        ux += dx * (f - 1.0)
-        uy += dy * (f - 1.0)
-        uz += dz * (f - 1.0)
-        tumour = tumour or inside
-        sigma = row[EDGE_SIGMA]
-        if sd <= -EDGE_REACH * sigma:
-            w = 1.0
-        elif sd >= EDGE_REACH * sigma:
-            w = 0.0
-        else:
-            w = 0.5 * math.erfc(sd / (sigma * SQRT2))
-        cap = 0.0
-        t = row[CAPS_T]
-        if t > 0.0 and -CAPS_IN * t < sd < CAPS_OUT * t:
-            cap = math.exp(-0.5 * ((sd + 0.5 * t) / (0.5 * t)) ** 2)
-        key = max(w, cap)
-        if key > best_key:
-            best_key = key
-            best_d = _appearance(row, tex, dx, dy, dz, rho, w, cap)
-    base = image[x, y, z]
-    if ux != 0.0 or uy != 0.0 or uz != 0.0:
-        moved = _sample(image, organ, x + ux / spacing[0], y + uy / spacing[1], z + uz / spacing[2])
-        if not math.isnan(moved):
-            base = moved
-    return base + best_d, tumour
 
 
 @njit(cache=True, parallel=True)
@@ -179,28 +211,59 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
         The lesions that may reach tile ``t`` are ``tile_lesions[tile_ptr[t]:tile_ptr[t + 1]]``.
     tex : (N,) float32
         All lesions' texture lattices, flat.
+
+    Notes
+    -----
+    Each row of a tile is cut, analytically, into the span each lesion reaches (along a row the
+    unit-ball radius squared is a quadratic in z); each lesion then adds its effect to small row
+    buffers, which are composited and written once.
     """
     for t in prange(tiles.shape[0]):
-        lesions = tile_lesions[tile_ptr[t] : tile_ptr[t + 1]]
+        first, last = tile_ptr[t], tile_ptr[t + 1]
+        z0, z1 = tiles[t, 2], tiles[t, 5]
+        nz = z1 - z0
+        key = np.empty(nz)
+        dhu = np.empty(nz)
+        disp = np.empty((nz, 3))
+        state = np.empty(nz, np.uint8)
         for x in range(tiles[t, 0], tiles[t, 3]):
             for y in range(tiles[t, 1], tiles[t, 4]):
-                for z in range(tiles[t, 2], tiles[t, 5]):
-                    if organ[x, y, z] == 0:
+                lo, hi = z1, z0
+                for q in range(first, last):
+                    i = tile_lesions[q]
+                    dx = x * spacing[0] - rows[i, CENTER]
+                    dy = y * spacing[1] - rows[i, CENTER + 1]
+                    a, b = _row_span(rows, i, dx, dy, spacing[2], z0, z1, rows[i, FAR_RHO])
+                    if a >= b:
                         continue
-                    value, tumour = _voxel(image, organ, spacing, rows, lesions, tex, x, y, z)
-                    out[x, y, z] = value
-                    if tumour:
+                    if lo >= hi:
+                        key[:] = 0.0
+                        dhu[:] = 0.0
+                        disp[:] = 0.0
+                        state[:] = 0
+                    lo, hi = min(lo, a), max(hi, b)
+                    _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, state)
+                for z in range(lo, hi):
+                    j = z - z0
+                    if state[j] == 0:
+                        continue
+                    base = image[x, y, z]
+                    if disp[j, 0] != 0.0 or disp[j, 1] != 0.0 or disp[j, 2] != 0.0:
+                        moved = _sample(
+                            image,
+                            organ,
+                            x + disp[j, 0] / spacing[0],
+                            y + disp[j, 1] / spacing[1],
+                            z + disp[j, 2] / spacing[2],
+                        )
+                        if not math.isnan(moved):
+                            base = moved
+                    out[x, y, z] = base + dhu[j]
+                    if state[j] & 2:
                         label[x, y, z] = 2
 
 
-@njit(cache=True, parallel=True)
-def copy_outputs(image, organ):
-    """Fresh float32 copy of the image and uint8 copy of the mask (parallel first touch)."""
-    out = np.empty(image.shape, np.float32)
-    label = np.empty(organ.shape, np.uint8)
-    for x in prange(image.shape[0]):
-        for y in range(image.shape[1]):
-            for z in range(image.shape[2]):
-                out[x, y, z] = image[x, y, z]
-                label[x, y, z] = organ[x, y, z]
-    return out, label
+def copy_outputs(image: np.ndarray, organ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh float32 copy of the image and uint8 copy of the mask (NumPy's vectorised copy, into
+    memory it allocates with huge pages: faster here than a numba loop)."""
+    return image.astype(np.float32), organ.copy()
