@@ -12,15 +12,19 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from tumorsynth.kernels.cpu.effects import (
+    blend,
+    capsule_profile,
+    edge_weight,
+    mass_factor,
+    necrosis_weight,
+)
 from tumorsynth.kernels.cpu.shape import cbrt, radial, unit_coords
 from tumorsynth.kernels.layout import (
     CAPS_HU,
-    CAPS_IN,
-    CAPS_OUT,
     CAPS_T,
     CENTER,
     DELTA_HU,
-    EDGE_REACH,
     EDGE_SIGMA,
     FAR_RHO,
     INNER_RHO,
@@ -28,15 +32,12 @@ from tumorsynth.kernels.layout import (
     MASS_REACH,
     NECRO_DELTA,
     NECRO_RHO,
-    NECRO_SOFT,
     TEX_H,
     TEX_LO,
     TEX_N,
     TEX_OFFSET,
     TO_UNIT,
 )
-
-SQRT2 = math.sqrt(2.0)
 
 
 @njit(cache=True, inline="always")
@@ -106,6 +107,7 @@ def _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, st
     f_in = cbrt(1.0 - k) if k > 0.0 else 1.0
     thick, caps_hu = rows[i, CAPS_T], rows[i, CAPS_HU]
     h = rows[i, TEX_H]
+    inv_h = 1.0 / h
     n1, n2 = int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
     g0 = min(max(dx / h - rows[i, TEX_LO], 0.0), rows[i, TEX_N] - 1.000001)
     g1 = min(max(dy / h - rows[i, TEX_LO + 1], 0.0), n1 - 1.000001)
@@ -125,27 +127,13 @@ def _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, st
         if rho <= inner or rho < 1e-9:
             inside, w, cap, f = True, 1.0, 0.0, f_in
         else:
-            big_r = radial(rows, i, qx / rho, qy / rho, qz / rho)
-            sd = math.sqrt(in_plane2 + dz * dz) * (1.0 - big_r / rho)
+            inv_rho = 1.0 / rho  # one division, reused: divisions dominate this loop otherwise
+            big_r = radial(rows, i, qx * inv_rho, qy * inv_rho, qz * inv_rho)
+            sd = math.sqrt(in_plane2 + dz * dz) * (1.0 - big_r * inv_rho)
             inside = rho <= big_r
-            if sd <= -EDGE_REACH * sigma:
-                w = 1.0
-            elif sd >= EDGE_REACH * sigma:
-                w = 0.0
-            else:
-                w = 0.5 * math.erfc(sd / (sigma * SQRT2))
-            cap = 0.0
-            if thick > 0.0 and -CAPS_IN * thick < sd < CAPS_OUT * thick:
-                cap = math.exp(-0.5 * ((sd + 0.5 * thick) / (0.5 * thick)) ** 2)
-            f = 1.0
-            if k > 0.0:
-                if inside:
-                    f = f_in
-                elif sd < reach:
-                    rn = rho / big_r
-                    u = rn - cbrt(rn * rn * rn - k)
-                    taper = 1.0 - (sd / reach) ** 2
-                    f = (rn - u * taper * taper) / rn
+            w = edge_weight(sd, sigma)
+            cap = capsule_profile(sd, thick)
+            f = mass_factor(rho, big_r, sd, inside, k, reach)
         j = z - z0
         if f != 1.0:
             disp[j, 0] += dx * (f - 1.0)
@@ -155,7 +143,7 @@ def _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, st
         weight = max(w, cap)
         if weight > key[j]:
             key[j] = weight
-            g2 = min(max(dz / h - rows[i, TEX_LO + 2], 0.0), n2 - 1.000001)
+            g2 = min(max(dz * inv_h - rows[i, TEX_LO + 2], 0.0), n2 - 1.000001)
             t2 = int(g2)
             f2 = g2 - t2
             kk = base_k + t2
@@ -163,13 +151,9 @@ def _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, st
             lo_v += w11 * tex[kk + n1 * n2 + n2]
             hi_v = w00 * tex[kk + 1] + w01 * tex[kk + n2 + 1] + w10 * tex[kk + n1 * n2 + 1]
             hi_v += w11 * tex[kk + n1 * n2 + n2 + 1]
-            d = w * delta * (lo_v * (1.0 - f2) + hi_v * f2)
-            if core > 0.0:
-                nec = 0.5 * math.erfc((rho - core) / (NECRO_SOFT * SQRT2))
-                d += nec * w * (core_delta - d)
-            if cap > 0.0:
-                d += cap * (caps_hu - d)
-            dhu[j] = d
+            texture = lo_v * (1.0 - f2) + hi_v * f2
+            necrosis = necrosis_weight(rho, core)
+            dhu[j] = blend(w, delta, texture, necrosis, core_delta, cap, caps_hu)
 
 
 @njit(cache=True, inline="always")
