@@ -1,0 +1,102 @@
+"""The entry point of the built-in phantom: :func:`make_phantom` renders one seed's patient as a Case."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from tumorsynth.case import Case
+from tumorsynth.errors import InputError
+from tumorsynth.phantom.grid import Grid
+from tumorsynth.phantom.noise import add_noise
+from tumorsynth.phantom.patient import draw_patient
+from tumorsynth.phantom.render import render
+
+__all__ = ["DEFAULT_FOV_MM", "LIVER_MARGIN_MM", "make_phantom"]
+
+#: Default field of view (x, y, z) in mm, centred on the phantom's origin.
+DEFAULT_FOV_MM = (320.0, 320.0, 240.0)
+#: Margin (mm) kept between the liver and the edge of the field of view.
+LIVER_MARGIN_MM = 5.0
+
+_RAS_LPS = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)  # array axes R, A, S in LPS world space
+
+
+def _check_args(seed, shape, spacing_mm):
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InputError(f"phantom: seed must be a non-negative integer, got {seed!r}")
+    try:
+        spacing = np.broadcast_to(np.asarray(spacing_mm, dtype=float), (3,))
+    except (TypeError, ValueError):
+        msg = f"phantom: spacing_mm must be a number or 3 numbers (mm), got {spacing_mm!r}"
+        raise InputError(msg) from None
+    if not np.all(np.isfinite(spacing) & (spacing > 0)):
+        raise InputError(f"phantom: spacing_mm must be positive and finite, got {spacing_mm!r}")
+    spacing = tuple(float(s) for s in spacing)
+    if shape is None:
+        shape = tuple(max(1, round(f / s)) for f, s in zip(DEFAULT_FOV_MM, spacing, strict=True))
+    if isinstance(shape, np.ndarray):
+        shape = tuple(shape.tolist())
+    ok = isinstance(shape, (tuple, list)) and len(shape) == 3
+    if not ok or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
+                         for n in shape):  # fmt: skip
+        raise InputError(f"phantom: shape must be 3 positive integers (X, Y, Z), got {shape!r}")
+    return int(seed), tuple(int(n) for n in shape), spacing
+
+
+def make_phantom(
+    seed: int = 0,
+    shape: tuple[int, int, int] | None = None,
+    spacing_mm: float | tuple[float, float, float] = (1.0, 1.0, 1.0),
+) -> Case:
+    """Render the built-in abdominal CT phantom (portal venous phase) as a :class:`Case`.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Patient seed: the same seed gives bit-identical arrays, another seed other anatomy and noise.
+    shape : tuple of 3 int, optional
+        Volume size (X, Y, Z) in voxels. The field of view ``shape * spacing_mm`` is centred on the
+        phantom's origin; by default it is ``DEFAULT_FOV_MM`` (320 x 320 x 240 mm).
+    spacing_mm : float or tuple of 3 float, optional
+        Voxel size along (X, Y, Z) in mm. The anatomy is the same at any spacing (no resampling).
+
+    Returns
+    -------
+    Case
+        ``image``: float32 (X, Y, Z) HU, integral values in [-1024, 3071], RAS (x toward the
+        patient's right, y anterior, z superior). ``organ``: uint8 liver mask including its
+        intrahepatic vessels. ``extras["vessels"]``: uint8 mask of the intrahepatic vessel tree;
+        ``extras["labels"]``: uint8 label map with the values of
+        :data:`~tumorsynth.phantom.LABELS`. ``origin_mm`` and ``direction`` place it in LPS world
+        space with the field of view centred on (0, 0, 0).
+
+    Raises
+    ------
+    InputError
+        If the seed is not a non-negative integer, the spacing is not positive, the shape is not 3
+        positive integers, or the field of view does not contain the whole liver with a margin.
+    """
+    seed, shape, spacing = _check_args(seed, shape, spacing_mm)
+    patient = draw_patient(seed)
+    fov = np.array(shape) * np.array(spacing)
+    need = 2 * (
+        np.maximum(np.abs(patient.liver_lo_mm), np.abs(patient.liver_hi_mm)) + LIVER_MARGIN_MM
+    )
+    if np.any(fov < need):
+        raise InputError(
+            f"phantom(seed={seed}): the field of view {' x '.join(f'{f:.1f}' for f in fov)} mm "
+            f"(shape {shape} at spacing {spacing} mm) does not contain the whole liver with a "
+            f"{LIVER_MARGIN_MM:g} mm margin; the minimum field of view is "
+            f"{' x '.join(f'{n:.0f}' for n in np.ceil(need))} mm"
+        )
+    axes = [(np.arange(n) + 0.5 - n / 2) * s for n, s in zip(shape, spacing, strict=True)]
+    grid = Grid(*axes, spacing=spacing)
+    image, labels, organ, vessels = render(patient, grid)
+    add_noise(image, spacing, seed)
+    extras = {"vessels": vessels, "labels": labels}
+    # world geometry (LPS, as SimpleITK): RAS axes, the centre of the field of view at the origin
+    origin = (-float(grid.xs[0]), -float(grid.ys[0]), float(grid.zs[0]))
+    source = f"phantom(seed={seed})"
+    return Case(image, organ, spacing, source, extras, origin_mm=origin, direction=_RAS_LPS)
