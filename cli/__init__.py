@@ -3,23 +3,42 @@ function. Installed as ``tumorsynth.cli``."""
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 from tumorsynth.cli.generate import generate
+from tumorsynth.cli.phantom import phantom
+from tumorsynth.cli.preview import preview
+from tumorsynth.cli.replay import replay
 
 from tumorsynth import TumorSynthError, __version__
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]
+
+
+class _EchoHandler(logging.Handler):
+    """Log lines to stderr without breaking a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(self.format(record), file=sys.stderr)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tumorsynth")
 def cli() -> None:
     """Synthesise liver tumours into healthy CT, reproducibly, on CPU or GPU."""
+    logger = logging.getLogger("tumorsynth")
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler())
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
-cli.add_command(generate)
+for command in (generate, replay, phantom, preview):
+    cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:
