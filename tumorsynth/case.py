@@ -46,10 +46,10 @@ class Case:
 
     Attributes
     ----------
-    image : numpy.ndarray
+    image : numpy.ndarray or cupy.ndarray
         (X, Y, Z) CT in Hounsfield units; any real dtype, read only.
-    organ : numpy.ndarray
-        (X, Y, Z) uint8 organ mask, 0 or 1.
+    organ : numpy.ndarray or cupy.ndarray
+        (X, Y, Z) uint8 organ mask, 0 or 1, on the image's device.
     spacing_mm : tuple of float
         Voxel size along (X, Y, Z) in millimetres.
     source : str
@@ -76,10 +76,11 @@ class Case:
 
     @cached_property
     def organ_stats(self) -> OrganStats:
-        """Bounding box, size and median HU of the organ (computed on first use, then cached)."""
-        from tumorsynth.kernels.organ import measure_organ
+        """Bounding box, size and median HU of the organ (computed on first use, then cached), on
+        the device where the arrays are."""
+        from tumorsynth.backend import get_backend
 
-        return measure_organ(self.image, self.organ, self.source)
+        return get_backend(like=self.image).measure_organ(self.image, self.organ, self.source)
 
 
 def _spacing(spacing_mm: Any, source: str) -> tuple[float, float, float]:
@@ -108,7 +109,8 @@ def as_case(
     Parameters
     ----------
     image : array_like or Case
-        (X, Y, Z) CT in HU. A :class:`Case` is returned unchanged.
+        (X, Y, Z) CT in HU: a NumPy or CuPy array, or a torch tensor (a CUDA one is viewed as a CuPy
+        array, without a copy). A :class:`Case` is returned unchanged.
     organ : array_like
         (X, Y, Z) organ mask with values 0 and 1 (bool or any integer dtype).
     spacing_mm : float or sequence of 3 floats
@@ -130,8 +132,12 @@ def as_case(
         return image
     if organ is None or spacing_mm is None:
         raise InputError(f"{source}: need an image, an organ mask and spacing_mm")
-    image = np.asarray(image)
-    organ = np.asarray(organ)
+    from tumorsynth.backend import get_backend
+
+    be = get_backend(like=image)  # the case stays on the device its image is on
+    xp = be.xp
+    image = be.asarray(image)
+    organ = be.asarray(organ)
     if image.ndim != 3:
         raise InputError(
             f"{source}: the image must be a 3-D (X, Y, Z) volume, got {image.ndim}-D shape {image.shape}"
@@ -149,14 +155,14 @@ def as_case(
     elif organ.dtype != np.uint8:
         if not np.issubdtype(organ.dtype, np.number):
             raise InputError(f"{source}: the organ mask must be numeric, got dtype {organ.dtype}")
-        values = np.unique(organ)
-        if not np.isin(values, (0, 1)).all():
+        values = xp.unique(organ)
+        if not bool(xp.isin(values, xp.asarray([0, 1], dtype=values.dtype)).all()):
             raise InputError(
                 f"{source}: the organ mask is not binary (values {values[:8].tolist()}...); "
                 "pass a 0/1 mask, or select the organ's label first"
             )
         organ = organ.astype(np.uint8)
     spacing = _spacing(spacing_mm, source)
-    case = Case(np.ascontiguousarray(image), np.ascontiguousarray(organ), spacing, source)
+    case = Case(xp.ascontiguousarray(image), xp.ascontiguousarray(organ), spacing, source)
     _ = case.organ_stats  # validates the mask (binary, non-empty) and the HU inside the organ
     return case

@@ -14,7 +14,6 @@ from tumorsynth.backend import get_backend
 from tumorsynth.case import Case, as_case
 from tumorsynth.config import SynthConfig, load_config
 from tumorsynth.errors import InputError
-from tumorsynth.packing import pack
 from tumorsynth.params import LesionParams, TumorParams
 from tumorsynth.rng import as_generator, fresh_seed
 from tumorsynth.stages.capsule import sample_capsule
@@ -83,6 +82,7 @@ def sample_params(
         No tumour fits (or, with ``location.if_no_room: raise``, one does not).
     """
     case = as_case(image, organ, spacing_mm)
+    be = get_backend(like=case.image)  # placement queries run where the arrays are
     cfg = load_config(config)
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     gen = as_generator(rng)
@@ -96,7 +96,7 @@ def sample_params(
     for name, count in plan_counts(gen, cfg.shape, size_class):
         for _ in range(count):
             shape = sample_shape(gen, cfg.shape, name)
-            center = place(gen, case, cfg.location, shape, placed, organ_hu)
+            center = place(gen, case, cfg.location, shape, placed, organ_hu, be=be)
             if center is None:
                 first_dropped = first_dropped or shape
                 continue
@@ -128,51 +128,56 @@ def render(
     organ: Any = None,
     spacing_mm: Any = None,
     params: TumorParams | None = None,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> Synthesis:
     """Render tumours described by ``params`` into a copy of the image (deterministic, pure).
 
     Parameters
     ----------
     image, organ, spacing_mm
-        As in :func:`sample_params`.
+        As in :func:`sample_params`; NumPy or CuPy arrays, or torch tensors (CPU or CUDA).
     params : TumorParams
         What to render, e.g. from :func:`sample_params` or ``TumorParams.from_dict``.
-    device : str
-        ``"cpu"`` (numba).
+    device : str, optional
+        ``"cpu"`` (numba) or ``"cuda"`` (CuPy); by default, where the image lives.
 
     Returns
     -------
     Synthesis
-        The new image and label; voxels outside the organ are never changed.
+        The new image and label, of the input's type and device (a CUDA tensor in, CUDA tensors
+        out, with no copy through the host); voxels outside the organ are never changed.
     """
-    case = as_case(image, organ, spacing_mm)
-    if not isinstance(params, TumorParams):
-        raise InputError(f"render needs TumorParams, got {type(params).__name__}")
-    if tuple(params.volume_shape) != case.shape or not np.allclose(
-        params.spacing_mm, case.spacing_mm, rtol=1e-6, atol=0
-    ):
-        raise InputError(
-            f"{case.source}: params were drawn for shape {tuple(params.volume_shape)} at "
-            f"{params.spacing_mm} mm, not for this volume ({case.shape} at {case.spacing_mm} mm)"
-        )
-    be = get_backend(device)
-    out, label = be.kernels.copy_outputs(case.image, case.organ)
-    if params.lesions:
-        packed = pack(params, be.kernels.texture_grid)
-        be.kernels.render_lesions(
-            case.image,
-            case.organ,
-            out,
-            label,
-            np.asarray(case.spacing_mm, dtype=np.float64),
-            packed.rows,
-            packed.tiles,
-            packed.tile_ptr,
-            packed.tile_lesions,
-            packed.tex,
-        )
-    return Synthesis(out, label, params)
+    be = get_backend(device, like=image.image if isinstance(image, Case) else image)
+    with be.stream_of(image):
+        case = as_case(image, organ, spacing_mm)
+        if not isinstance(params, TumorParams):
+            raise InputError(f"render needs TumorParams, got {type(params).__name__}")
+        if tuple(params.volume_shape) != case.shape or not np.allclose(
+            params.spacing_mm, case.spacing_mm, rtol=1e-6, atol=0
+        ):
+            raise InputError(
+                f"{case.source}: params were drawn for shape {tuple(params.volume_shape)} at "
+                f"{params.spacing_mm} mm, not for this volume ({case.shape} at {case.spacing_mm} mm)"
+            )
+        # the backend is chosen: from here on only be.kernels, be.pack and be.asarray
+        ct, mask = be.asarray(case.image), be.asarray(case.organ)
+        out, label = be.kernels.copy_outputs(ct, mask)
+        if params.lesions:
+            packed = be.pack(params)
+            be.kernels.render_lesions(
+                ct,
+                mask,
+                out,
+                label,
+                np.asarray(case.spacing_mm, dtype=np.float64),
+                packed.rows,
+                packed.tiles,
+                packed.tile_ptr,
+                packed.tile_lesions,
+                packed.tex,
+            )
+        like = case.image if isinstance(image, Case) else image
+        return Synthesis(be.restore(out, like), be.restore(label, like), params)
 
 
 def synthesize(
@@ -183,7 +188,7 @@ def synthesize(
     config: ConfigLike = "liver",
     seed: int | None = None,
     params: TumorParams | None = None,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> Synthesis:
     """Put tumours into a healthy CT: :func:`sample_params` then :func:`render`.
 
@@ -201,13 +206,15 @@ def synthesize(
         Seed of the draw; a fresh one is drawn (and recorded in ``params.seed``) when omitted.
     params : TumorParams, optional
         Render these instead of drawing new ones (replay).
-    device : str
-        ``"cpu"``.
+    device : str, optional
+        ``"cpu"`` (numba) or ``"cuda"`` (CuPy) for the render; by default, where the image lives.
+        Params are drawn on the host either way, with placement queries run where the arrays are.
 
     Returns
     -------
     Synthesis
-        ``.image`` (float32 HU), ``.label`` (uint8: 0 background, 1 organ, 2 tumour), ``.params``.
+        ``.image`` (float32 HU), ``.label`` (uint8: 0 background, 1 organ, 2 tumour), ``.params``;
+        arrays of the input's type (NumPy, CuPy or torch).
 
     Examples
     --------
@@ -219,6 +226,7 @@ def synthesize(
     >>> bool((replay.image == result.image).all())
     True
     """
+    get_backend(device, like=image.image if isinstance(image, Case) else image)  # fail early
     case: Case = as_case(image, organ, spacing_mm)
     if params is None:
         params = sample_params(case, config=config, rng=fresh_seed() if seed is None else seed)
