@@ -134,3 +134,19 @@ def test_measure_organ_matches_numpy():
     assert ts.as_case(image, organ, 1.0).organ_stats.median_hu == pytest.approx(
         np.median(np.floor(image[organ == 1])), abs=1.0
     )
+
+
+def test_screen_centres_matches_its_definition():
+    _, organ = _toy()
+    spacing = np.ones(3)
+    rng = np.random.default_rng(3)
+    voxels = rng.integers(0, organ.shape, size=(200, 3))
+    centres = voxels + rng.uniform(-0.5, 0.5, size=(200, 3))
+    placed = np.array([[24.0, 22.0, 20.0, 6.0], [10.0, 30.0, 18.0, 3.0]])
+    got = cpu.screen_centres(organ, spacing, voxels, centres, 4.0, placed, 5.0)
+    for n in range(200):
+        in_organ = organ[tuple(voxels[n])] == 1
+        clear = all(np.linalg.norm(centres[n] - p[:3]) >= 5.0 + p[3] for p in placed)
+        deep = reference.ball_inside_organ(organ, spacing, centres[n], 4.0)
+        assert got[n] == (0 if not in_organ else 2 if clear and deep else 1)
+    assert set(np.unique(got)) == {0, 1, 2}

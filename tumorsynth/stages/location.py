@@ -27,14 +27,15 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from tumorsynth.backend import Backend, get_backend
 from tumorsynth.case import Case
 from tumorsynth.errors import ConfigError, PlacementError
-from tumorsynth.kernels.cpu.organ import ball_inside_organ, vessel_overlap
 from tumorsynth.packing import lesion_box, shape_row
 from tumorsynth.stages.shape import ShapeParams, shape_geometry
 
 __all__ = ["LocationConfig", "no_room_error", "place", "vessel_map"]
 
+BATCH, MAX_BATCHES = 64, 256  # candidate centres are drawn and screened 64 at a time
 VESSEL_SAFETY_HU = 0.5  # placement tests a threshold this much lower, so rounding never lets a
 # tumour touch a voxel that the exact vessel map marks
 
@@ -130,12 +131,15 @@ def place(
     shape: ShapeParams,
     placed: list[tuple[np.ndarray, float]],
     organ_hu: float,
+    be: Backend | None = None,
 ) -> tuple[float, float, float] | None:
     """Draw an accepted centre (mm) for a tumour of the given shape, or None to skip it.
 
     ``placed`` holds (centre, equivalent radius) of the tumours placed so far; the new one is
-    appended.
+    appended. The organ queries run on ``be`` (by default, where the case's arrays are); each
+    answers the host with a few bytes.
     """
+    be = be or get_backend(like=case.image)
     geom = shape_geometry(shape)
     mean_r = float(np.mean(shape.semi_axes_mm))
     depth_mm = max(cfg.min_depth_mm, cfg.depth_fraction * mean_r)
@@ -151,25 +155,32 @@ def place(
     check_vessels = cfg.avoid_vessels and (
         cfg.vessel_max_radius_mm is None or mean_r <= cfg.vessel_max_radius_mm
     )
-    for _ in range(cfg.max_tries):
-        voxel = _organ_voxel(rng, case.organ, box_lo, box_hi)
-        if voxel is None:
-            break
-        center = (voxel + rng.uniform(-0.5, 0.5, size=3)) * spacing
-        if depth_mm > 0 and not ball_inside_organ(case.organ, spacing, center, depth_mm):
-            continue
-        if cfg.avoid_overlap and any(
-            np.linalg.norm(center - c) < equivalent_mm + r for c, r in placed
-        ):
-            continue
-        if check_vessels:
-            row = shape_row(center, geom, shape.deform)
-            box = lesion_box(center, geom.extent_mm(geom.r_hi), spacing, case.shape)
-            args = (case.image, case.organ, spacing, row, box[:3], box[3:])
-            if vessel_overlap(*args, threshold, cfg.vessel_sigma_mm):
+    others = np.array([(*c, r) for c, r in placed] if cfg.avoid_overlap else [], np.float64)
+    tries = 0
+    for _ in range(MAX_BATCHES):
+        # candidates are drawn and screened in batches (organ, clearance, depth: local reads)
+        voxels = rng.integers(box_lo, box_hi, size=(BATCH, 3))
+        centres = (voxels + rng.uniform(-0.5, 0.5, size=(BATCH, 3))) * spacing
+        verdict = be.kernels.screen_centres(
+            case.organ, spacing, voxels, centres, depth_mm, others.reshape(-1, 4), equivalent_mm
+        )
+        for n in np.flatnonzero(verdict):
+            tries += 1
+            if tries > cfg.max_tries:
+                break
+            if verdict[n] < 2:
                 continue
-        placed.append((center, equivalent_mm))
-        return (float(center[0]), float(center[1]), float(center[2]))
+            center = centres[n]
+            if check_vessels:
+                row = shape_row(center, geom, shape.deform)
+                box = lesion_box(center, geom.extent_mm(geom.r_hi), spacing, case.shape)
+                args = (case.image, case.organ, spacing, row, box[:3], box[3:])
+                if be.kernels.vessel_overlap(*args, threshold, cfg.vessel_sigma_mm):
+                    continue
+            placed.append((center, equivalent_mm))
+            return (float(center[0]), float(center[1]), float(center[2]))
+        if tries > cfg.max_tries:
+            break
     if cfg.if_no_room == "skip":
         return None
     raise no_room_error(case, shape, cfg)
@@ -185,15 +196,3 @@ def no_room_error(case: Case, shape: ShapeParams, cfg: LocationConfig) -> Placem
         "organ is too small or too vascular for this size class (lower location.depth_fraction, "
         "turn off location.avoid_vessels, or choose a smaller size_class)"
     )
-
-
-def _organ_voxel(
-    rng: np.random.Generator, organ: np.ndarray, lo: np.ndarray, hi: np.ndarray
-) -> np.ndarray | None:
-    """A uniformly drawn organ voxel inside box [lo, hi) (rejection sampling), or None."""
-    for _ in range(64):
-        cand = rng.integers(lo, hi, size=(64, 3))
-        hits = np.nonzero(organ[cand[:, 0], cand[:, 1], cand[:, 2]])[0]
-        if hits.size:
-            return cand[hits[0]]
-    return None

@@ -1,6 +1,11 @@
 """numba kernels (CPU). Public names and signatures match ``kernels.reference``."""
 
-from tumorsynth.kernels.cpu.organ import ball_inside_organ, measure_organ_arrays, vessel_overlap
+from tumorsynth.kernels.cpu.organ import (
+    ball_inside_organ,
+    measure_organ_arrays,
+    screen_centres,
+    vessel_overlap,
+)
 from tumorsynth.kernels.cpu.render import copy_outputs, render_lesions
 from tumorsynth.kernels.cpu.texture import texture_grid
 
@@ -9,6 +14,7 @@ __all__ = [
     "copy_outputs",
     "measure_organ_arrays",
     "render_lesions",
+    "screen_centres",
     "texture_grid",
     "vessel_overlap",
 ]

@@ -220,3 +220,49 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
                 if acc > threshold_hu:
                     hits[i] += 1
     return hits.sum() > 0
+
+
+@njit(cache=True)
+def screen_centres(organ, spacing, voxels, centres, depth_mm, placed, radius_mm):
+    """First screen of candidate tumour centres, all local reads.
+
+    Parameters
+    ----------
+    organ : (X, Y, Z) uint8
+    spacing : (3,) float64
+    voxels : (N, 3) int64
+        Candidate voxels.
+    centres : (N, 3) float64
+        Their jittered centres, mm.
+    depth_mm : float
+        Required depth inside the organ (ball of this radius all organ; 0: none).
+    placed : (K, 4) float64
+        Centres (mm) and radii (mm) of the tumours to keep clear of (K may be 0).
+    radius_mm : float
+        The candidate tumour's radius for that clearance.
+
+    Returns
+    -------
+    (N,) int8
+        0: not an organ voxel; 1: in the organ but too shallow or too close to a placed tumour;
+        2: passes.
+    """
+    out = np.zeros(voxels.shape[0], np.int8)
+    for n in range(voxels.shape[0]):
+        if organ[voxels[n, 0], voxels[n, 1], voxels[n, 2]] == 0:
+            continue
+        out[n] = 1
+        clear = True
+        for k in range(placed.shape[0]):
+            d2 = 0.0
+            for a in range(3):
+                d2 += (centres[n, a] - placed[k, a]) ** 2
+            if d2 < (radius_mm + placed[k, 3]) ** 2:
+                clear = False
+                break
+        if not clear:
+            continue
+        if depth_mm > 0.0 and not ball_inside_organ(organ, spacing, centres[n], depth_mm):
+            continue
+        out[n] = 2
+    return out
