@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from toy import toy_volume
 
 import tumorsynth as ts
 from tumorsynth.kernels import cpu
@@ -44,21 +45,6 @@ def gpu():
     return get_backend("cuda")
 
 
-def _toy(shape=(48, 44, 40), spacing=(1.0, 1.0, 1.0), seed=0):
-    rng = np.random.default_rng(seed)
-    grid = np.meshgrid(
-        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"
-    )
-    centre = [n * s / 2 for n, s in zip(shape, spacing, strict=True)]
-    r2 = sum(
-        ((g - c) / (0.42 * n * s)) ** 2
-        for g, c, n, s in zip(grid, centre, shape, spacing, strict=True)
-    )
-    organ = (r2 <= 1).astype(np.uint8)
-    image = np.where(organ == 1, 100.0, -80.0) + rng.normal(0, 10, shape)
-    return image.astype(np.float32), organ
-
-
 def test_texture_grid_matches_cpu(gpu):
     for seed, sa, sb in [(0, 6.0, 4.0), (1, 3.0, 7.0), (3, 15.0, 4.0)]:
         args = (seed, sa, sb, 0.05, 0.2, 0.09, 0.52, np.array([-5, -4, -6]), np.array([11, 9, 13]))
@@ -71,7 +57,7 @@ def test_texture_grid_matches_cpu(gpu):
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.8, 0.9, 1.7)])
 @pytest.mark.parametrize("config", CONFIGS)
 def test_render_matches_cpu(cp, spacing, config):
-    image, organ = _toy(spacing=spacing)
+    image, organ = toy_volume(spacing=spacing)
     params = ts.sample_params(image, organ, spacing, config=config, rng=5)
     assert params.lesions
     want = ts.render(image, organ, spacing, params)
@@ -84,7 +70,7 @@ def test_render_matches_cpu(cp, spacing, config):
 
 
 def test_device_pack_matches_cpu_pack(gpu):
-    image, organ = _toy()
+    image, organ = toy_volume()
     params = ts.sample_params(image, organ, 1.0, config=CONFIGS[2], rng=3)
     want = pack(params, cpu.texture_grid)
     got = gpu.pack(params)
@@ -96,7 +82,7 @@ def test_device_pack_matches_cpu_pack(gpu):
 
 
 def test_organ_queries_match_cpu(cp, gpu):
-    image, organ = _toy()
+    image, organ = toy_volume()
     g_image, g_organ = cp.asarray(image), cp.asarray(organ)
     for got, want in zip(
         gpu.kernels.measure_organ_arrays(g_image, g_organ),
@@ -132,7 +118,7 @@ def test_organ_queries_match_cpu(cp, gpu):
 def test_screen_centres_matches_cpu(cp, gpu):
     if not hasattr(cpu, "screen_centres"):
         pytest.skip("the CPU kernels have no screen_centres")
-    _, organ = _toy()
+    _, organ = toy_volume()
     rng = np.random.default_rng(1)
     voxels = rng.integers(0, organ.shape, size=(200, 3))
     centres = (voxels + rng.uniform(-0.5, 0.5, (200, 3))) * np.array([1.0, 1.1, 0.9])
@@ -148,7 +134,7 @@ def test_screen_centres_matches_cpu(cp, gpu):
 
 
 def test_invalid_masks_raise_the_cpu_errors(cp):
-    image, organ = _toy()
+    image, organ = toy_volume()
     bad = organ.copy()
     bad[0, 0, 0] = 3
     for a, b in [(image, bad), (image, np.zeros_like(organ))]:
@@ -169,7 +155,7 @@ def _forbid_cpu_kernels(monkeypatch):
 
 
 def test_sample_params_on_device_arrays_match_host(cp, monkeypatch):
-    image, organ = _toy(shape=(64, 60, 48))
+    image, organ = toy_volume(shape=(64, 60, 48))
     image[20:28, 20:23, :] += 120.0  # a vessel that placement must avoid
     cfgs = [{"preset": "liver", "size_class": "small" if s % 2 else "tiny"} for s in range(4)]
     want = [ts.sample_params(image, organ, 1.0, config=cfgs[s], rng=s) for s in range(4)]
@@ -182,7 +168,7 @@ def test_sample_params_on_device_arrays_match_host(cp, monkeypatch):
 
 def test_torch_tensors_in_torch_tensors_out(cp):
     torch = pytest.importorskip("torch")
-    image, organ = _toy()
+    image, organ = toy_volume()
     params = ts.sample_params(image, organ, 1.0, config=CONFIGS[2], rng=2)
     t_image = torch.from_numpy(image).cuda()
     t_organ = torch.from_numpy(organ).cuda().bool()
@@ -201,7 +187,7 @@ def test_batch_matches_single_volume_renders(cp):
     from tumorsynth.gpu import pack_batch, render_batch, synthesize_batch
 
     shape, spacing = (48, 44, 40), (0.8, 0.9, 1.7)
-    items = [_toy(shape, spacing, seed=s) for s in range(4)]
+    items = [toy_volume(shape, spacing, seed=s) for s in range(4)]
     params = [
         ts.sample_params(im, org, spacing, config=CONFIGS[s % 3], rng=s)
         for s, (im, org) in enumerate(items)
@@ -229,7 +215,7 @@ def test_render_path_stays_on_the_device(cp, monkeypatch):
     from tumorsynth.gpu import pack_batch
     from tumorsynth.kernels import cuda
 
-    image, organ = _toy()
+    image, organ = toy_volume()
     params = ts.sample_params(image, organ, 1.0, config=CONFIGS[2], rng=4)
     _forbid_cpu_kernels(monkeypatch)
     g_image, g_organ = cp.asarray(image)[None], cp.asarray(organ)[None]

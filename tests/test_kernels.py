@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from toy import toy_volume
 
 import tumorsynth as ts
 from tumorsynth.kernels import cpu, reference
@@ -54,21 +55,6 @@ def test_texture_statistics_match_the_reference_bank():
     assert stds[0] < stds[2]  # smoother density field -> stronger, larger blotches
 
 
-def _toy(shape=(48, 44, 40), spacing=(1.0, 1.0, 1.0), seed=0):
-    rng = np.random.default_rng(seed)
-    grid = np.meshgrid(
-        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=False)], indexing="ij"
-    )
-    centre = [n * s / 2 for n, s in zip(shape, spacing, strict=False)]
-    r2 = sum(
-        ((g - c) / (0.42 * n * s)) ** 2
-        for g, c, n, s in zip(grid, centre, shape, spacing, strict=False)
-    )
-    organ = (r2 <= 1).astype(np.uint8)
-    image = np.where(organ == 1, 100.0, -80.0) + rng.normal(0, 10, shape)
-    return image.astype(np.float32), organ
-
-
 def _params(image, organ, spacing, config, seed, n=3):
     p = ts.sample_params(image, organ, spacing, config=config, rng=seed)
     return dataclasses.replace(p, lesions=p.lesions[:n])
@@ -89,7 +75,7 @@ def _params(image, organ, spacing, config, seed, n=3):
     ],
 )
 def test_render_matches_reference(spacing, config):
-    image, organ = _toy(spacing=spacing)
+    image, organ = toy_volume(spacing=spacing)
     params = _params(image, organ, spacing, config, seed=5)
     assert params.lesions
     got = ts.render(image, organ, spacing, params)
@@ -104,7 +90,7 @@ def test_render_matches_reference(spacing, config):
 
 
 def test_organ_queries_match_reference():
-    image, organ = _toy()
+    image, organ = toy_volume()
     spacing = (1.0, 1.0, 1.0)
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -124,7 +110,7 @@ def test_organ_queries_match_reference():
 
 
 def test_measure_organ_matches_numpy():
-    image, organ = _toy()
+    image, organ = toy_volume()
     lo, hi, count, not_binary, not_finite, hist = cpu.measure_organ_arrays(image, organ)
     idx = np.argwhere(organ)
     np.testing.assert_array_equal(lo, idx.min(0))
@@ -137,7 +123,7 @@ def test_measure_organ_matches_numpy():
 
 
 def test_screen_centres_matches_its_definition():
-    _, organ = _toy()
+    _, organ = toy_volume()
     spacing = np.ones(3)
     rng = np.random.default_rng(3)
     voxels = rng.integers(0, organ.shape, size=(200, 3))

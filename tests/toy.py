@@ -1,0 +1,22 @@
+"""A small synthetic host shared by the kernel tests: an ellipsoidal 'organ' at 100 HU in -80 HU,
+with Gaussian noise."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def toy_volume(shape=(48, 44, 40), spacing=(1.0, 1.0, 1.0), seed=0):
+    """(image float32, organ uint8) of the given shape, at the given spacing (mm)."""
+    rng = np.random.default_rng(seed)
+    grid = np.meshgrid(
+        *[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"
+    )
+    centre = [n * s / 2 for n, s in zip(shape, spacing, strict=True)]
+    r2 = sum(
+        ((g - c) / (0.42 * n * s)) ** 2
+        for g, c, n, s in zip(grid, centre, shape, spacing, strict=True)
+    )
+    organ = (r2 <= 1).astype(np.uint8)
+    image = np.where(organ == 1, 100.0, -80.0) + rng.normal(0, 10, shape)
+    return image.astype(np.float32), organ
