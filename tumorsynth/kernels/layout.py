@@ -28,7 +28,7 @@ INNER_RHO = 48  # below this radius the voxel is deep inside (weight 1, no capsu
 N_FIELDS = 49
 
 NECRO_SOFT = 0.08  # softness of the necrotic core's edge, unit-ball units
-EDGE_REACH = 4.0  # the edge weight is taken as 0 / 1 beyond 4 edge sigmas
+EDGE_REACH = 3.0  # the edge weight is exactly 0 / 1 beyond 3 edge sigmas (Phi(-3) = 0.0013)
 CAPS_IN, CAPS_OUT = (
     2.5,
     1.5,

@@ -116,6 +116,7 @@ def lesion_fields(row: np.ndarray, d: np.ndarray) -> dict[str, np.ndarray]:
     inside = rho <= big_r
     sigma = row[L.EDGE_SIGMA]
     w = 0.5 * erfc(sd / (sigma * np.sqrt(2.0))) if sigma > 0 else (sd <= 0).astype(float)
+    w = np.where(sd <= -L.EDGE_REACH * sigma, 1.0, np.where(sd >= L.EDGE_REACH * sigma, 0.0, w))
     t = row[L.CAPS_T]
     cap = np.zeros_like(rho)
     if t > 0:

@@ -6,7 +6,8 @@ Inside the organ the image changes by
 
 with :math:`\delta` the signed amplitude in HU (negative: hypodense), :math:`T` the texture (mean
 :math:`u_0 \approx 0.5`), :math:`d` the signed distance to the tumour surface in mm and
-:math:`\sigma_e` the edge blur. This is the reference's "darken by U(65, 145) HU x texture under a
+:math:`\sigma_e` the edge blur (:math:`w` is taken as exactly 1 or 0 beyond :math:`3 \sigma_e`, where
+:math:`\Phi` is within 0.0014 of them). This is the reference's "darken by U(65, 145) HU x texture under a
 blurred mask", in mm. The liver's own noise and vessels stay under the tumour.
 
 With ``scale_with_organ_hu`` set, the amplitude is scaled by the organ's measured median HU over that

@@ -147,6 +147,8 @@ class ShapeGeometry:
         Lower and upper bounds of :math:`R(u)` over the sphere (with a safety margin).
     a_min_mm, a_max_mm : float
         Smallest and largest semi-axis.
+    unit_extent_mm : numpy.ndarray
+        Half-extent along (X, Y, Z), mm, of the undeformed ellipsoid (the unit ball's image).
     """
 
     to_unit: np.ndarray
@@ -155,11 +157,11 @@ class ShapeGeometry:
     r_hi: float
     a_min_mm: float
     a_max_mm: float
+    unit_extent_mm: np.ndarray
 
     def extent_mm(self, rho: float) -> np.ndarray:
         """Half-extent along (X, Y, Z), mm, of the region :math:`\\lVert q \\rVert \\le \\rho`."""
-        from_unit = np.linalg.inv(self.to_unit)  # Q D: its rows' norms are the axis extents
-        return rho * np.sqrt((from_unit**2).sum(axis=1))
+        return rho * self.unit_extent_mm
 
 
 def sh_basis(u: np.ndarray) -> np.ndarray:
@@ -217,16 +219,24 @@ def _quat_to_matrix(q: tuple[float, float, float, float]) -> np.ndarray:
     )
 
 
+@lru_cache(maxsize=1024)
 def shape_geometry(p: ShapeParams) -> ShapeGeometry:
-    """Derive the kernel-ready geometry of a shape (pure, deterministic)."""
+    """Derive the kernel-ready geometry of a shape (pure, deterministic; memoised, since sampling
+    and packing both need it)."""
     axes = np.asarray(p.semi_axes_mm, dtype=np.float64)
-    to_unit = np.diag(1.0 / axes) @ _quat_to_matrix(p.rotation).T
+    rotation = _quat_to_matrix(p.rotation)
+    to_unit = np.diag(1.0 / axes) @ rotation.T
+    to_unit.setflags(write=False)
+    unit_extent = np.sqrt(((rotation * axes) ** 2).sum(axis=1))  # rows of Q D
+    unit_extent.setflags(write=False)
     radial = np.maximum(1.0 + _sphere_basis() @ np.asarray(p.deform), _MIN_RADIAL)
     kappa = float(np.mean(radial**3) ** (-1.0 / 3.0))
     spread = float(radial.max() - radial.min())
     r_lo = kappa * max(float(radial.min()) - 0.05 * spread - 0.01, _MIN_RADIAL)
     r_hi = kappa * (float(radial.max()) + 0.05 * spread + 0.01)
-    return ShapeGeometry(to_unit, kappa, r_lo, r_hi, float(axes.min()), float(axes.max()))
+    return ShapeGeometry(
+        to_unit, kappa, r_lo, r_hi, float(axes.min()), float(axes.max()), unit_extent
+    )
 
 
 def _random_quaternion(rng: np.random.Generator) -> tuple[float, float, float, float]:

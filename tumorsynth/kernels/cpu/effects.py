@@ -18,7 +18,7 @@ SQRT2 = math.sqrt(2.0)
 
 @njit(cache=True, inline="always")
 def edge_weight(sd, sigma):
-    """Blurred edge (intensity stage): Phi(-sd / sigma), taken as exactly 1 / 0 beyond 4 sigma."""
+    """Blurred edge (intensity stage): Phi(-sd / sigma), exactly 1 / 0 beyond ``EDGE_REACH`` sigmas."""
     if sd <= -EDGE_REACH * sigma:
         return 1.0
     if sd >= EDGE_REACH * sigma:
