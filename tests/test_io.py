@@ -14,9 +14,9 @@ import SimpleITK as sitk
 from conftest import data_file
 
 from tumorsynth import InputError
+from tumorsynth.case_io import read_case
 from tumorsynth.io import (
     atomic_path,
-    read_case,
     read_volume,
     remove_stale_temporaries,
     source_sha256,

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from tumorsynth.case_io import read_pair
 from tumorsynth.errors import InputError
-from tumorsynth.io import atomic_path, read_pair
+from tumorsynth.io import atomic_path
 
 __all__ = ["preview_files", "render_preview", "write_preview"]
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tumorsynth.case import Case
+from tumorsynth.case_io import read_case
 from tumorsynth.errors import InputError
-from tumorsynth.io import image_suffix, read_case, source_sha256
+from tumorsynth.io import image_suffix, source_sha256
 
 __all__ = [
     "LoadedSource",
@@ -317,7 +318,7 @@ def load_source(source: Source) -> LoadedSource:
     Raises
     ------
     InputError
-        Any problem with the files, naming the file (see :func:`tumorsynth.io.read_case`).
+        Any problem with the files, naming the file (see :func:`tumorsynth.case_io.read_case`).
     """
     if source.is_phantom:
         from tumorsynth.phantom import make_phantom
