@@ -8,6 +8,16 @@
 (dtype('float32'), np.uint8(2))
 """
 
+import os as _os
+
+import numba as _numba
+
+# A fork-safe threading layer (TBB where installed, else numba's workqueue) unless the user chose
+# one: with GNU OpenMP, a process that forks after a synthesis (PyTorch DataLoader workers, a
+# multiprocessing pool) aborts. It must be set before the first parallel kernel runs.
+if "NUMBA_THREADING_LAYER" not in _os.environ:
+    _numba.config.THREADING_LAYER = "forksafe"
+
 from tumorsynth.case import Case, as_case
 from tumorsynth.config import PRESETS, SynthConfig, load_config
 from tumorsynth.errors import ConfigError, InputError, PlacementError, TumorSynthError

@@ -81,6 +81,10 @@ class Backend:
 
     def restore(self, x: Any, like: Any):
         """``x`` converted to the array type (and device) of ``like``: the type the caller gave."""
+        if _library(like) == "torch" and not like.is_cuda:
+            import torch
+
+            return torch.from_numpy(to_numpy(x))
         if _library(like) in ("cupy", "torch"):
             from tumorsynth.gpu import like_input
 

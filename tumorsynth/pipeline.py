@@ -147,8 +147,15 @@ def render(
         The new image and label, of the input's type and device (a CUDA tensor in, CUDA tensors
         out, with no copy through the host); voxels outside the organ are never changed.
     """
+    return _render(image, organ, spacing_mm, params, device, like=image)
+
+
+def _render(image, organ, spacing_mm, params, device, like) -> Synthesis:
+    """:func:`render`, returning arrays of the type of ``like`` (the caller's original input)."""
+    if isinstance(like, Case):
+        like = like.image
     be = get_backend(device, like=image.image if isinstance(image, Case) else image)
-    with be.stream_of(image):
+    with be.stream_of(like):
         case = as_case(image, organ, spacing_mm)
         if not isinstance(params, TumorParams):
             raise InputError(f"render needs TumorParams, got {type(params).__name__}")
@@ -176,7 +183,6 @@ def render(
                 packed.tile_lesions,
                 packed.tex,
             )
-        like = case.image if isinstance(image, Case) else image
         return Synthesis(be.restore(out, like), be.restore(label, like), params)
 
 
@@ -230,4 +236,4 @@ def synthesize(
     case: Case = as_case(image, organ, spacing_mm)
     if params is None:
         params = sample_params(case, config=config, rng=fresh_seed() if seed is None else seed)
-    return render(case, params=params, device=device)
+    return _render(case, None, None, params, device, like=image)

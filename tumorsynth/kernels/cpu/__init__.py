@@ -1,4 +1,7 @@
-"""numba kernels (CPU). Public names and signatures match ``kernels.reference``."""
+"""numba kernels (CPU). Public names and signatures match ``kernels.reference``.
+
+``import tumorsynth`` selects numba's fork-safe threading layer (see ``tumorsynth/__init__.py``).
+"""
 
 from tumorsynth.kernels.cpu.organ import (
     ball_inside_organ,
