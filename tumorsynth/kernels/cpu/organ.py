@@ -166,7 +166,7 @@ def _vessel_hit_sparse(image, organ, spacing, rows, lo, hi, threshold_hu, w0, w1
     return False
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
     """Whether any voxel of the lesion ``row`` inside box [lo, hi) is vessel.
 
@@ -185,7 +185,7 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
     z0, z1 = max(lo[2] - r2, 0), min(hi[2] + r2, n[2])
     bx, by, bz = hi[0] - lo[0], y1 - y0, z1 - z0
     a = np.empty((bx, by, bz))
-    for i in prange(bx):
+    for i in range(bx):
         for j in range(by):
             for k in range(bz):
                 acc = 0.0
@@ -194,7 +194,7 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
                     acc += w0[t + r0] * image[xx, y0 + j, z0 + k]
                 a[i, j, k] = acc
     hits = np.zeros(bx, np.int64)
-    for i in prange(bx):
+    for i in range(bx):
         x = lo[0] + i
         for y in range(lo[1], hi[1]):
             for z in range(lo[2], hi[2]):
