@@ -68,8 +68,8 @@ def _channel(x: Any, name: str) -> Any:
         )
     x = x.as_tensor() if isinstance(x, MetaTensor) else x
     if isinstance(x, torch.Tensor) and not x.is_cuda:
-        # CPU tensors cross as NumPy views (the engine's torch path needs CuPy); CUDA tensors are
-        # passed as they are and rendered on their GPU
+        # CPU tensors cross as NumPy views (no copy); CUDA tensors are passed as they are and
+        # rendered on their GPU
         x = x.detach().numpy()
     return x[0]
 
