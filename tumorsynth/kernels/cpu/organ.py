@@ -145,6 +145,19 @@ def _smoothed_at(image, x, y, z, w0, w1, w2):
     return acc
 
 
+@njit(cache=True, inline="always")
+def _inside(rows, spacing, x, y, z):
+    """Whether voxel (x, y, z) lies inside the (single) lesion ``rows[0]``."""
+    d = lesion_at(
+        rows,
+        0,
+        x * spacing[0] - rows[0, CENTER],
+        y * spacing[1] - rows[0, CENTER + 1],
+        z * spacing[2] - rows[0, CENTER + 2],
+    )
+    return d[3]
+
+
 @njit(cache=True)
 def _vessel_hit_sparse(image, organ, spacing, rows, lo, hi, threshold_hu, w0, w1, w2):
     """Whether a vessel voxel lies among every other voxel (per axis) of the lesion: a cheap,
@@ -154,14 +167,10 @@ def _vessel_hit_sparse(image, organ, spacing, rows, lo, hi, threshold_hu, w0, w1
             for z in range(lo[2], hi[2], 2):
                 if organ[x, y, z] == 0:
                     continue
-                d = lesion_at(
-                    rows,
-                    0,
-                    x * spacing[0] - rows[0, CENTER],
-                    y * spacing[1] - rows[0, CENTER + 1],
-                    z * spacing[2] - rows[0, CENTER + 2],
-                )
-                if d[3] and _smoothed_at(image, x, y, z, w0, w1, w2) > threshold_hu:
+                if (
+                    _inside(rows, spacing, x, y, z)
+                    and _smoothed_at(image, x, y, z, w0, w1, w2) > threshold_hu
+                ):
                     return True
     return False
 
@@ -193,21 +202,11 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
                     xx = min(max(lo[0] + i + t, 0), n[0] - 1)
                     acc += w0[t + r0] * image[xx, y0 + j, z0 + k]
                 a[i, j, k] = acc
-    hits = np.zeros(bx, np.int64)
     for i in range(bx):
         x = lo[0] + i
         for y in range(lo[1], hi[1]):
             for z in range(lo[2], hi[2]):
-                if organ[x, y, z] == 0:
-                    continue
-                d = lesion_at(
-                    rows,
-                    0,
-                    x * spacing[0] - rows[0, CENTER],
-                    y * spacing[1] - rows[0, CENTER + 1],
-                    z * spacing[2] - rows[0, CENTER + 2],
-                )
-                if not d[3]:
+                if organ[x, y, z] == 0 or not _inside(rows, spacing, x, y, z):
                     continue
                 acc = 0.0
                 for t in range(-r1, r1 + 1):
@@ -218,8 +217,8 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
                         inner += w2[s + r2] * a[i, yy, zz]
                     acc += w1[t + r1] * inner
                 if acc > threshold_hu:
-                    hits[i] += 1
-    return hits.sum() > 0
+                    return True
+    return False
 
 
 @njit(cache=True)
