@@ -120,26 +120,8 @@ def blob_sdf(out, xs, ys, zs, ells, k_smooth_mm, waves, band_lo, band_hi, lipsch
             for c in range(max(cz.size - 1, 1)):
                 c1 = min(c + 1, cz.size - 1)
                 k_end = cz[c1] if c1 < cz.size - 1 else nz
-                lo = min(
-                    coarse[a, b, c],
-                    coarse[a1, b, c],
-                    coarse[a, b1, c],
-                    coarse[a1, b1, c],
-                    coarse[a, b, c1],
-                    coarse[a1, b, c1],
-                    coarse[a, b1, c1],
-                    coarse[a1, b1, c1],
-                )
-                hi = max(
-                    coarse[a, b, c],
-                    coarse[a1, b, c],
-                    coarse[a, b1, c],
-                    coarse[a1, b1, c],
-                    coarse[a, b, c1],
-                    coarse[a1, b, c1],
-                    coarse[a, b1, c1],
-                    coarse[a1, b1, c1],
-                )
+                corners = coarse[a : a1 + 1, b : b1 + 1, c : c1 + 1]
+                lo, hi = corners.min(), corners.max()
                 ex = xs[cx[a1]] - xs[cx[a]]
                 ey = ys[cy[b1]] - ys[cy[b]]
                 ez = zs[cz[c1]] - zs[cz[c]]
