@@ -109,12 +109,11 @@ class Backend:
         return pack(params, self.kernels.texture_grid)
 
     def measure_organ(self, image, organ, source: str):
-        """:class:`~tumorsynth.case.OrganStats` of an organ on this device (or a clear error)."""
-        if self.name == "cuda":
-            return self.kernels.measure_organ(image, organ, source)
+        """:class:`~tumorsynth.case.OrganStats` of an organ on this device (or a clear error): this
+        backend's scan, one host wrapper for both."""
         from tumorsynth.kernels.organ import measure_organ
 
-        return measure_organ(image, organ, source)
+        return measure_organ(image, organ, source, scan=self.kernels.measure_organ_arrays)
 
 
 def get_backend(device: str | None = None, *, like: Any = None) -> Backend:

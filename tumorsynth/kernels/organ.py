@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from tumorsynth.backend import to_numpy
 from tumorsynth.case import OrganStats
 from tumorsynth.errors import InputError
 from tumorsynth.kernels.cpu.organ import HU_MIN, measure_organ_arrays
 
 
-def measure_organ(image: np.ndarray, organ: np.ndarray, source: str) -> OrganStats:
+def measure_organ(image, organ, source: str, scan=measure_organ_arrays) -> OrganStats:
     """Bounding box, size and median HU of the organ; raises :class:`InputError` on a mask that is
-    not 0/1, an empty organ, or NaN / infinite HU inside the organ."""
-    lo, hi, count, not_binary, not_finite, hist = measure_organ_arrays(image, organ)
+    not 0/1, an empty organ, or NaN / infinite HU inside the organ.
+
+    ``scan`` is the backend's ``measure_organ_arrays`` (numba by default; the CUDA module passes
+    its own, and the arrays may then live on the GPU).
+    """
+    lo, hi, count, not_binary, not_finite, hist = scan(image, organ)
     if not_binary:
-        values = np.unique(organ[organ > 1])[:8].tolist()
+        values = np.unique(to_numpy(organ[organ > 1]))[:8].tolist()
         raise InputError(
             f"{source}: the organ mask is not binary ({not_binary} voxels with values {values}); "
             "pass a 0/1 mask, or select the organ's label first"

@@ -12,7 +12,6 @@ _WHERE = {
     "build_textures": "texture",
     "copy_into": "render",
     "copy_outputs": "render",
-    "measure_organ": "organ",
     "measure_organ_arrays": "organ",
     "pack": "render",
     "render_lesions": "render",

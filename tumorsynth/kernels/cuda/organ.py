@@ -13,14 +13,12 @@ import math
 import cupy
 import numpy as np
 
-from tumorsynth.case import OrganStats
-from tumorsynth.kernels.cpu.organ import HU_MIN, N_BINS
+from tumorsynth.kernels.cpu.organ import N_BINS
 from tumorsynth.kernels.cuda._compile import blocks, function
 from tumorsynth.kernels.cuda.hostpack import gauss_weights
 
 __all__ = [
     "ball_inside_organ",
-    "measure_organ",
     "measure_organ_arrays",
     "screen_centres",
     "vessel_overlap",
@@ -52,20 +50,6 @@ def measure_organ_arrays(image, organ):
         )
     host = res.get().astype(np.int64)
     return host[3:6], host[6:9], int(host[0]), int(host[1]), int(host[2]), host[9:]
-
-
-def measure_organ(image, organ, source: str) -> OrganStats:
-    """:func:`tumorsynth.kernels.organ.measure_organ` for device arrays: the same statistics, and on
-    bad input the same error (rebuilt from host copies, on that path only)."""
-    lo, hi, count, not_binary, not_finite, hist = measure_organ_arrays(image, organ)
-    if not_binary or not_finite or count == 0:
-        from tumorsynth.kernels.organ import measure_organ as host_measure
-
-        host_measure(cupy.asnumpy(image), cupy.asnumpy(organ), source)  # raises InputError
-    median_bin = int(np.searchsorted(np.cumsum(hist), (count + 1) / 2))
-    return OrganStats(
-        tuple(int(v) for v in lo), tuple(int(v) for v in hi), int(count), float(median_bin + HU_MIN)
-    )
 
 
 def ball_inside_organ(organ, spacing, center_mm, radius_mm) -> bool:
