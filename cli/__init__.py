@@ -7,10 +7,13 @@ import logging
 import sys
 
 import click
+from tumorsynth.cli.evaluate import evaluate
 from tumorsynth.cli.generate import generate
 from tumorsynth.cli.phantom import phantom
+from tumorsynth.cli.predict import predict
 from tumorsynth.cli.preview import preview
 from tumorsynth.cli.replay import replay
+from tumorsynth.cli.train import train
 
 from tumorsynth import TumorSynthError, __version__
 
@@ -37,7 +40,7 @@ def cli() -> None:
         logger.propagate = False
 
 
-for command in (generate, replay, phantom, preview):
+for command in (generate, replay, phantom, preview, train, predict, evaluate):
     cli.add_command(command)
 
 

@@ -69,6 +69,13 @@ def build_dataclass(tp: Any, value: Any, where: str) -> Any:
             build_dataclass(key_tp, k, where): build_dataclass(val_tp, v, f"{where}.{k}")
             for k, v in value.items()
         }
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [build_dataclass(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:

@@ -28,7 +28,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from tumorsynth.case import Case
 from tumorsynth.config import SynthConfig, load_config
 from tumorsynth.errors import InputError, PlacementError
-from tumorsynth.pipeline import synthesize
+from tumorsynth.pipeline import render, sample_params
 from tumorsynth.rng import fresh_seed
 
 __all__ = ["AIR_HU", "TumorStream", "collate", "stream_rank"]
@@ -72,6 +72,11 @@ class TumorStream(IterableDataset):
         Base seed; a fresh one is drawn (and kept in ``self.seed``) when omitted. The stream of one
         process is a function of (seed, rank, world size, worker, number of workers): it is
         reproducible, and distinct across DataLoader workers and distributed ranks.
+    render : bool, optional
+        Render the tumours here (default). With False the params are drawn but not rendered:
+        ``"image"`` is the healthy crop and ``"label"`` the organ, and the training step renders
+        the params into the batch on its device (:func:`tumorsynth.train.hooks.insert_tumours`),
+        the same tumours voxel for voxel.
 
     Notes
     -----
@@ -101,6 +106,7 @@ class TumorStream(IterableDataset):
         prob: float = 1.0,
         config: ConfigLike = "liver",
         seed: int | None = None,
+        render: bool = True,
     ) -> None:
         super().__init__()
         size = tuple(int(n) for n in np.asarray(patch_size).reshape(-1))
@@ -117,6 +123,7 @@ class TumorStream(IterableDataset):
         self.prob = float(prob)
         self.config = load_config(config)
         self.seed = fresh_seed() if seed is None else int(seed)
+        self.render = bool(render)
         self._organ_voxels: dict[int, np.ndarray] = {}
 
     def _hosts(self) -> list[Case]:
@@ -179,11 +186,14 @@ class TumorStream(IterableDataset):
         image, label, params = healthy, organ, {}
         if insert and organ.any():
             try:
-                result = synthesize(healthy, organ, case.spacing_mm, config=self.config, seed=seed)
+                drawn = sample_params(healthy, organ, case.spacing_mm, self.config, rng=seed)
             except PlacementError:  # too little organ in the crop: pass through
                 pass
             else:
-                image, label, params = result.image, result.label, result.params.to_dict()
+                params = drawn.to_dict()
+                if self.render:
+                    result = render(healthy, organ, case.spacing_mm, drawn)
+                    image, label = result.image, result.label
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
             "label": torch.from_numpy(np.ascontiguousarray(label, dtype=np.uint8))[None],

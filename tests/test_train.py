@@ -1,0 +1,152 @@
+"""``tumorsynth train``: config, start-up errors, a short run, resume, the batch hook."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from tumorsynth.cli import main
+
+from tumorsynth.errors import ConfigError
+from tumorsynth.stream import TumorStream, collate
+from tumorsynth.train import insert_tumours, load_model, load_train_config, train
+
+# a tiny run on the phantom at 3 mm: a few seconds
+TINY = [
+    "phantom_spacing_mm=3.0",
+    "patch_size=[32,32,32]",
+    "channels=[4,8,16]",
+    "batch_size=2",
+    "num_workers=0",
+    "warmup_steps=1",
+    "synth_config=syntumor",
+]
+
+
+def run_cli(args, capsys):
+    """Exit code and stderr of ``tumorsynth ARGS``."""
+    try:
+        main(args)
+        code = 0
+    except SystemExit as err:
+        code = err.code
+    return code, capsys.readouterr().err
+
+
+def test_config_file_and_overrides(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("network: basic_unet\npatch_size: [64, 64, 32]\nlr: 1e-3\nimages: a.nii.gz\n"
+                    "masks: [b.nii.gz]\n")  # fmt: skip
+    cfg = load_train_config(path, ["steps=7", "lr=2e-4", "window_hu=[-100, 200]"])
+    assert (cfg.network, cfg.patch_size, cfg.steps, cfg.lr) == ("basic_unet", (64, 64, 32), 7, 2e-4)
+    assert cfg.images == ["a.nii.gz"] and cfg.window_hu == (-100.0, 200.0)
+    assert load_train_config(cfg.to_dict()) == cfg  # round trip
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("network=unetr", "network: unknown 'unetr'"),
+        ("stesp=10", "did you mean 'steps'"),
+        ("patch_size=[96,96,40]", "multiples of 16"),
+        ("synth_prob=1.5", "synth_prob: in [0, 1]"),
+        ("n_phantoms=0", "no healthy cases"),
+        ("synth_config=nope", "synth_config"),
+        ("steps=ten", "expected an integer"),
+    ],
+)
+def test_bad_configs_fail_with_one_message(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        load_train_config(None, [override])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "patch_size=[96,96,96]", "--set", "phantom_spacing_mm=4"], "larger than"),
+        (["--set", "images=[/nonexistent/ct.nii.gz]", "--set", "masks=[/x.nii.gz]"],
+         "/nonexistent/ct.nii.gz: no such file"),
+        (["--set", "images=[/nonexistent/*.nii.gz]", "--set", "masks=[/x.nii.gz]"],
+         "matches no file"),
+        (["--network", "vnet"], "unknown 'vnet'"),
+        (["--resume"], "nothing to resume"),
+    ],
+)  # fmt: skip
+def test_startup_errors_stop_before_training(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    code, err = run_cli(["train", "--out", str(out), *args], capsys)
+    assert code == 1
+    assert message in err and err.count("\n") == 1, err
+    assert not (out / "checkpoints" / "last.pt").exists()
+
+
+def test_val_labels_with_other_values_are_rejected(tmp_path, capsys, phantom_2mm):
+    from tumorsynth.io import write_volume
+
+    write_volume(tmp_path / "ct.nii.gz", phantom_2mm.image, phantom_2mm.spacing_mm)
+    write_volume(tmp_path / "lab.nii.gz", phantom_2mm.organ * 5, phantom_2mm.spacing_mm)
+    args = ["--set", f"val_images=[{tmp_path / 'ct.nii.gz'}]",
+            "--set", f"val_labels=[{tmp_path / 'lab.nii.gz'}]"]  # fmt: skip
+    code, err = run_cli(["train", "--out", str(tmp_path / "run"), *args], capsys)
+    assert code == 1 and "lab.nii.gz: validation labels must be" in err
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "run"
+    cfg = load_train_config(None, [*TINY, "steps=4", "val_every=2", "save_every=2",
+                                   "n_val_synthetic=1", f"out_dir={out}"])  # fmt: skip
+    return cfg, train(cfg, progress=False)
+
+
+def test_short_run_writes_checkpoints_and_metrics(short_run):
+    cfg, result = short_run
+    out = result.out_dir
+    assert result.step == 4 and np.isfinite(result.last_loss)
+    assert 0.0 <= result.best_dice <= 1.0
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows if r["split"] == "train"] == [1, 2, 3, 4]
+    assert [int(r["step"]) for r in rows if r["split"] == "val"] == [2, 4]
+    assert all(float(r["loss"]) > 0 for r in rows if r["split"] == "train")
+    assert list((out / "tensorboard").iterdir()), "no TensorBoard events"
+    assert json.loads((out / "config.json").read_text()) == cfg.to_dict()
+    model, meta = load_model(out / "checkpoints" / "last.pt")
+    assert meta["step"] == 4 and meta["spacing_mm"] == [3.0, 3.0, 3.0]
+    assert meta["network"]["channels"] == [4, 8, 16]
+    logits = model(torch.zeros(1, 1, 32, 32, 32))
+    assert logits.shape == (1, 3, 32, 32, 32)
+    seeds = [json.loads(x)["seeds"] for x in (out / "streams" / "rank0.jsonl").open()]
+    assert len(seeds) == 4 and len({s for b in seeds for s in b if s is not None}) > 2
+
+
+def test_resume_continues_and_a_used_folder_needs_a_flag(short_run, capsys):
+    cfg, result = short_run
+    out = str(result.out_dir)
+    code, err = run_cli(["train", "--out", out, *[a for t in TINY for a in ("--set", t)]], capsys)
+    assert code == 1 and "--resume" in err
+    more = load_train_config(cfg, ["steps=6"])
+    resumed = train(more, resume=True, progress=False)
+    assert resumed.step == 6
+    rows = list(csv.DictReader((result.out_dir / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    _, meta = load_model(result.out_dir / "checkpoints" / "last.pt")
+    assert meta["step"] == 6
+    with pytest.raises(ConfigError, match="differs from the config"):
+        train(load_train_config(more, ["channels=[4,8,8]", "steps=8"]), resume=True)
+
+
+def test_hook_renders_the_same_tumours_as_the_workers(phantom_2mm):
+    kwargs = dict(patch_size=(40, 40, 40), pos_fraction=1.0, config="liver", seed=3)
+    rendered = [TumorStream([phantom_2mm], **kwargs).sample(np.random.default_rng(k))
+                for k in range(3)]  # fmt: skip
+    drawn = [TumorStream([phantom_2mm], render=False, **kwargs).sample(np.random.default_rng(k))
+             for k in range(3)]  # fmt: skip
+    batch, expected = collate(drawn), collate(rendered)
+    assert torch.equal(batch["image"], expected["healthy_image"])
+    assert any(p for p in batch["params"])
+    image, label = insert_tumours(batch["image"], batch["label"], batch["params"])
+    assert torch.equal(image, expected["image"]) and torch.equal(label, expected["label"])
+    assert (label == 2).any()

@@ -1,0 +1,315 @@
+"""The training configuration: one flat dataclass, read from YAML/JSON, overridable field by field.
+
+Every check that can be made without reading a volume runs when the config is built
+(:meth:`TrainConfig.__post_init__`); the checks that need the data (files exist, the patch fits
+the volumes) run in :func:`tumorsynth.train.data.load_hosts` before the first step. Either way a
+bad config stops the run at start-up with one message naming the field, never an hour in.
+
+Examples
+--------
+>>> cfg = load_train_config(None, ["network=basic_unet", "patch_size=[64, 64, 64]", "steps=50"])
+>>> cfg.network, cfg.patch_size, cfg.steps
+('basic_unet', (64, 64, 64), 50)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tumorsynth.config import _read_file, load_config
+from tumorsynth.errors import ConfigError
+from tumorsynth.serialization import build_dataclass, to_jsonable
+
+__all__ = [
+    "NETWORKS",
+    "TrainConfig",
+    "default_channels",
+    "load_train_config",
+    "parse_override",
+    "patch_multiple",
+]
+
+NETWORKS = ("unet", "basic_unet", "swin_unetr")
+"""Networks :func:`tumorsynth.train.networks.build_network` builds (all from MONAI)."""
+
+Triple = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a ``tumorsynth train`` run needs; every field has a default.
+
+    Attributes
+    ----------
+    images, masks : list of str
+        Healthy CTs (files, DICOM folders, folders of them or glob patterns) and their organ masks,
+        paired by name or in order, as ``tumorsynth generate --images/--masks``.
+    dataset : str, optional
+        An MSD / nnU-Net ``dataset.json`` listing healthy CTs and label maps (instead of ``images``).
+    organ_label : int, optional
+        The organ's value in label-map masks (e.g. 5: liver in TotalSegmentator).
+    n_phantoms : int
+        Built-in phantoms (seeds 0, 1, ...) used as hosts when neither ``images`` nor ``dataset`` is
+        given.
+    phantom_spacing_mm : float
+        Their voxel size, mm.
+    val_images, val_labels : list of str
+        Optional labelled validation CTs and label maps (0 background, 1 organ, 2 tumour; LiTS and
+        MSD Task03 use this convention).
+    n_val_synthetic : int
+        Synthetic validation volumes: phantoms with seeds 1000, 1001, ... (not a training host) and
+        tumours from fixed seeds, used when no ``val_images`` are given.
+    network : str
+        ``"unet"`` (MONAI UNet, 2 residual units, the reference's), ``"basic_unet"`` or
+        ``"swin_unetr"``.
+    channels : list of int, optional
+        Channels per level (UNet: 5 by default, 16 ... 256; BasicUNet: 6, as MONAI's default).
+    swin_feature_size : int
+        SwinUNETR's feature size (a multiple of 12: 12 tiny, 24 small, 48 base).
+    patch_size : 3 ints
+        Training crop and sliding-window size, voxels (X, Y, Z).
+    batch_size : int
+        Crops per step and per process.
+    window_hu : 2 floats
+        HU window mapped to [0, 1] after synthesis (the reference: -21 to 189).
+    synth_config : str or dict
+        Synthesis config (preset name, file or dict; see :func:`tumorsynth.load_config`).
+    synth_prob : float
+        Probability of inserting tumours into a crop (the reference trains with 0.9).
+    pos_fraction : float
+        Fraction of crops centred on an organ voxel (the reference: 1 in 2).
+    synth_device : str
+        ``"auto"`` (on the GPU when training on CUDA), ``"cpu"`` (in the DataLoader workers) or
+        ``"gpu"`` (params drawn in the workers, rendered into the batch on the device).
+    steps : int
+        Optimiser steps in all.
+    lr : float
+        Peak learning rate of AdamW (the reference: 4e-4).
+    weight_decay : float
+        AdamW weight decay (the reference: 1e-5).
+    warmup_steps : int
+        Linear warm-up steps before the cosine decay to 0 at ``steps``.
+    val_every : int
+        Validate (and save ``best.pt``) every this many steps, and at the end.
+    save_every : int
+        Save ``last.pt`` every this many steps, and at the end.
+    sw_overlap : float
+        Sliding-window overlap at validation (Gaussian blending).
+    sw_batch_size : int
+        Windows per forward pass at validation.
+    augment : bool
+        Random flips (p 0.2 per axis) and intensity scale / shift (p 0.15 each, 0.1), as the
+        reference.
+    num_workers : int
+        DataLoader workers per process (0: synthesise in the training process).
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    amp : bool
+        Mixed precision on CUDA.
+    seed : int
+        Seed of the weights and of the synthesis stream (distinct per rank and worker).
+    threads : int, optional
+        Torch CPU threads per process (default: torch's own choice).
+    out_dir : str
+        Run folder: ``checkpoints/``, ``metrics.csv``, ``tensorboard/``, ``config.json``.
+    """
+
+    images: list[str] = field(default_factory=list)
+    masks: list[str] = field(default_factory=list)
+    dataset: str | None = None
+    organ_label: int | None = None
+    n_phantoms: int = 1
+    phantom_spacing_mm: float = 1.0
+    val_images: list[str] = field(default_factory=list)
+    val_labels: list[str] = field(default_factory=list)
+    n_val_synthetic: int = 0
+    network: str = "unet"
+    channels: list[int] | None = None
+    swin_feature_size: int = 48
+    patch_size: Triple = (96, 96, 96)
+    batch_size: int = 2
+    window_hu: tuple[float, float] = (-21.0, 189.0)
+    synth_config: str | dict[str, Any] = "liver"
+    synth_prob: float = 0.9
+    pos_fraction: float = 0.5
+    synth_device: str = "auto"
+    steps: int = 4000
+    lr: float = 4e-4
+    weight_decay: float = 1e-5
+    warmup_steps: int = 100
+    val_every: int = 500
+    save_every: int = 500
+    sw_overlap: float = 0.5
+    sw_batch_size: int = 4
+    augment: bool = True
+    num_workers: int = 2
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    threads: int | None = None
+    out_dir: str = "runs/train"
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise ConfigError("train config: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict that :func:`load_train_config` turns back into an equal config."""
+        return to_jsonable(dataclasses.asdict(self))
+
+
+def default_channels(network: str) -> list[int]:
+    """Channels per level when ``channels`` is not set: the reference UNet's 16 ... 256, MONAI's
+    BasicUNet default."""
+    return [16, 32, 64, 128, 256] if network == "unet" else [32, 32, 64, 128, 256, 32]
+
+
+def patch_multiple(c: TrainConfig) -> int:
+    """What every patch side must be a multiple of for the network to map it back to its size."""
+    if c.network == "swin_unetr":
+        return 32
+    if c.network == "basic_unet":
+        return 16
+    return 2 ** (len(c.channels or default_channels("unet")) - 1)
+
+
+def _problems(c: TrainConfig) -> list[str]:
+    """What is wrong with ``c`` that can be told without reading any volume."""
+    out = []
+    if c.network not in NETWORKS:
+        hint = difflib.get_close_matches(c.network, NETWORKS, n=1)
+        maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+        out.append(f"network: unknown {c.network!r}{maybe}; choose from {', '.join(NETWORKS)}")
+    if len(c.patch_size) != 3 or min(c.patch_size) < 1:
+        out.append(f"patch_size: 3 positive ints, got {list(c.patch_size)}")
+    elif c.network in NETWORKS and any(n % patch_multiple(c) for n in c.patch_size):
+        out.append(
+            f"patch_size: {c.network} needs multiples of {patch_multiple(c)}, "
+            f"got {list(c.patch_size)}"
+        )
+    if c.masks and not c.images:
+        out.append("masks: given without images")
+    if c.images and c.dataset:
+        out.append("give images/masks or dataset, not both")
+    if not c.images and not c.dataset and c.n_phantoms < 1:
+        out.append("no healthy cases: set images and masks, dataset, or n_phantoms >= 1")
+    if len(c.val_images) != len(c.val_labels):
+        out.append(f"{len(c.val_images)} val_images but {len(c.val_labels)} val_labels")
+    if c.window_hu[0] >= c.window_hu[1]:
+        out.append(f"window_hu: low must be below high, got {list(c.window_hu)}")
+    if c.synth_device not in ("auto", "cpu", "gpu"):
+        out.append(f"synth_device: 'auto', 'cpu' or 'gpu', got {c.synth_device!r}")
+    if c.swin_feature_size < 12 or c.swin_feature_size % 12:
+        out.append(f"swin_feature_size: a multiple of 12, got {c.swin_feature_size}")
+    if c.channels is not None and (len(c.channels) < 2 or min(c.channels) < 1):
+        out.append(f"channels: at least 2 positive ints, got {c.channels}")
+    if c.network == "basic_unet" and c.channels is not None and len(c.channels) != 6:
+        out.append(f"channels: basic_unet takes 6 (5 levels and the last layer), got {c.channels}")
+    for name in ("synth_prob", "pos_fraction"):
+        if not 0.0 <= getattr(c, name) <= 1.0:
+            out.append(f"{name}: in [0, 1], got {getattr(c, name)}")
+    if not 0.0 <= c.sw_overlap < 1.0:
+        out.append(f"sw_overlap: in [0, 1), got {c.sw_overlap}")
+    for name in ("steps", "batch_size", "val_every", "save_every", "sw_batch_size"):
+        if getattr(c, name) < 1:
+            out.append(f"{name}: at least 1, got {getattr(c, name)}")
+    for name in ("warmup_steps", "num_workers", "n_val_synthetic"):
+        if getattr(c, name) < 0:
+            out.append(f"{name}: at least 0, got {getattr(c, name)}")
+    if c.lr <= 0 or c.weight_decay < 0 or c.phantom_spacing_mm <= 0:
+        out.append("lr and phantom_spacing_mm must be positive, weight_decay non-negative")
+    if c.threads is not None and c.threads < 1:
+        out.append(f"threads: at least 1, got {c.threads}")
+    if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
+        out.append(f"device: 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
+    try:
+        load_config(c.synth_config)
+    except ConfigError as err:
+        out.append(f"synth_config: {err}")
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> ``(key, value)``, the value read as YAML (``steps=10``, ``lr=1e-3``,
+    ``patch_size=[64,64,64]``, ``images=[a.nii.gz, b.nii.gz]``, ``dataset=null``)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected key=value")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: cannot read the value ({err})") from None
+    return key.strip(), parsed
+
+
+def _as_number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` (no dot) as a string: accept it as a number."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def load_train_config(
+    source: str | Path | Mapping[str, Any] | TrainConfig | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> TrainConfig:
+    """Build a :class:`TrainConfig` from a YAML/JSON file, a dict or defaults, then overrides.
+
+    Parameters
+    ----------
+    source : path, dict, TrainConfig or None
+        The config file (``.yaml``, ``.yml``, ``.json``); None for the defaults.
+    overrides : sequence of ``"key=value"`` or dict
+        Applied on top, field by field (values read as YAML).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, unknown field (with the valid ones), value of the wrong type, or an
+        inconsistent config (see :class:`TrainConfig`).
+    """
+    if isinstance(source, TrainConfig):
+        data, where = source.to_dict(), "train config"
+    elif source is None:
+        data, where = {}, "train config"
+    elif isinstance(source, Mapping):
+        data, where = dict(source), "train config"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        data, where = _read_file(path), str(path)
+    extra = (
+        dict(overrides) if isinstance(overrides, Mapping) else dict(map(parse_override, overrides))
+    )
+    data.update(extra)
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in data:
+        if key not in names:
+            hint = difflib.get_close_matches(key, names, n=1)
+            maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ConfigError(f"{where}: unknown field {key!r}{maybe}")
+    for key in ("lr", "weight_decay", "phantom_spacing_mm", "synth_prob", "pos_fraction"):
+        if key in data:
+            data[key] = _as_number(data[key])
+    for key in ("images", "masks", "val_images", "val_labels"):
+        if isinstance(data.get(key), str):
+            data[key] = [data[key]]
+    return build_dataclass(TrainConfig, data, where)
+
+
+def dumps(config: TrainConfig) -> str:
+    """The config as indented JSON (what a run writes to ``config.json``)."""
+    return json.dumps(config.to_dict(), indent=2)

@@ -1,0 +1,194 @@
+"""What a training run reads: healthy hosts, validation cases, the synthetic stream, windowing and
+augmentation.
+
+Everything that reads files runs before the first step, so missing files, a patch larger than a
+volume or a validation label with unexpected values stop the run at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from tumorsynth.case import Case
+from tumorsynth.errors import ConfigError, InputError
+from tumorsynth.sources import (
+    dataset_json_sources,
+    expand_paths,
+    load_source,
+    pair_sources,
+    phantom_sources,
+)
+from tumorsynth.stream import TumorStream, collate
+from tumorsynth.train.config import TrainConfig
+
+__all__ = [
+    "VAL_PHANTOM_SEED",
+    "ValCase",
+    "augment",
+    "load_hosts",
+    "load_val_cases",
+    "make_loader",
+    "window",
+]
+
+log = logging.getLogger("tumorsynth.train")
+
+VAL_PHANTOM_SEED = 1000
+"""First phantom seed of synthetic validation cases (training phantoms use 0, 1, ...)."""
+
+
+@dataclass(frozen=True, eq=False)
+class ValCase:
+    """A labelled validation volume: (X, Y, Z) float32 HU, uint8 labels (0, 1 organ, 2 tumour)."""
+
+    name: str
+    image: np.ndarray
+    label: np.ndarray
+    spacing_mm: tuple[float, float, float]
+
+
+def _sources(config: TrainConfig):
+    if config.dataset:
+        return dataset_json_sources(config.dataset, config.organ_label)
+    if config.images:
+        images = expand_paths(config.images, "images")
+        masks = expand_paths(config.masks, "masks")
+        return pair_sources(images, masks, config.organ_label)[0]
+    return phantom_sources(config.n_phantoms, config.phantom_spacing_mm)
+
+
+def _check_patch(config: TrainConfig, name: str, shape: tuple[int, ...]) -> None:
+    if any(p > n for p, n in zip(config.patch_size, shape, strict=True)):
+        raise ConfigError(
+            f"patch_size {list(config.patch_size)} is larger than {name} ({' x '.join(map(str, shape))}"
+            " voxels): choose a smaller patch or larger volumes"
+        )
+
+
+def load_hosts(config: TrainConfig, progress: bool = True) -> list[Case]:
+    """Read (or render) the healthy host cases of ``config``.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, or an organ mask that cannot be used (named).
+    ConfigError
+        No hosts, or a patch larger than a host volume.
+    """
+    sources = _sources(config)
+    if not sources:
+        raise ConfigError("no healthy cases: the images / dataset list is empty")
+    cases = []
+    for source in tqdm(sources, desc="hosts", unit="case", disable=not progress, leave=False):
+        case = load_source(source).case
+        _check_patch(config, source.describe(), case.shape)
+        cases.append(case)
+    return cases
+
+
+def load_val_cases(config: TrainConfig, progress: bool = True) -> list[ValCase]:
+    """The labelled validation cases of ``config``: ``val_images`` with ``val_labels``, else
+    ``n_val_synthetic`` phantoms (seeds from :data:`VAL_PHANTOM_SEED`) with tumours from fixed
+    seeds, cropped to the organ and a margin of half a patch."""
+    from tumorsynth.case_io import read_pair
+
+    out = []
+    if config.val_images:
+        images = expand_paths(config.val_images, "val_images")
+        labels = expand_paths(config.val_labels, "val_labels")
+        if len(images) != len(labels):
+            raise ConfigError(f"{len(images)} validation images but {len(labels)} label maps")
+        pairs = list(zip(images, labels, strict=True))
+        for image_path, label_path in tqdm(pairs, desc="validation", disable=not progress):
+            volume, label, _ = read_pair(image_path, label_path)
+            values = set(np.unique(label).tolist())
+            if not values <= {0, 1, 2}:
+                raise InputError(
+                    f"{label_path}: validation labels must be 0 background, 1 organ, 2 tumour; "
+                    f"found {sorted(values)[:8]}"
+                )
+            _check_patch(config, str(image_path), volume.array.shape)
+            image = volume.array.astype(np.float32)
+            out.append(ValCase(image_path.name, image, label.astype(np.uint8), volume.spacing_mm))
+        return out
+    if config.n_val_synthetic:
+        from tumorsynth.phantom import make_phantom
+        from tumorsynth.pipeline import synthesize
+
+        for k in range(config.n_val_synthetic):
+            seed = VAL_PHANTOM_SEED + k
+            case = make_phantom(seed=seed, spacing_mm=config.phantom_spacing_mm)
+            result = synthesize(case, config=config.synth_config, seed=seed)
+            box = _organ_box(case.organ, np.array(config.patch_size) // 2)
+            image, label = result.image[box], result.label[box]
+            out.append(ValCase(f"phantom{seed}", image, label, case.spacing_mm))
+    return out
+
+
+def _organ_box(organ: np.ndarray, margin: np.ndarray) -> tuple[slice, ...]:
+    where = np.argwhere(organ)
+    lo = np.maximum(where.min(0) - margin, 0)
+    hi = np.minimum(where.max(0) + 1 + margin, organ.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def stream_seed(seed: int, start_step: int) -> int:
+    """Seed of the synthesis stream of a run started (or resumed) at ``start_step``: a resumed run
+    does not replay the crops it has already seen."""
+    return int(np.random.SeedSequence([seed, start_step]).generate_state(1)[0])
+
+
+def make_loader(
+    config: TrainConfig, hosts: list[Case], start_step: int, render: bool
+) -> DataLoader:
+    """The endless DataLoader of training crops (distinct per rank and worker)."""
+    stream = TumorStream(
+        hosts,
+        patch_size=config.patch_size,
+        pos_fraction=config.pos_fraction,
+        prob=config.synth_prob,
+        config=config.synth_config,
+        seed=stream_seed(config.seed, start_step),
+        render=render,
+    )
+    return DataLoader(
+        stream,
+        batch_size=config.batch_size,
+        num_workers=config.num_workers,
+        collate_fn=collate,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=config.num_workers > 0,
+    )
+
+
+def window(hu: torch.Tensor, window_hu: tuple[float, float]) -> torch.Tensor:
+    """HU -> [0, 1]: ``window_hu`` mapped linearly, clipped outside."""
+    lo, hi = window_hu
+    return ((hu.float() - lo) / (hi - lo)).clamp_(0.0, 1.0)
+
+
+def augment(
+    image: torch.Tensor, label: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's augmentation of windowed (B, 1, X, Y, Z) crops: flips along each axis
+    (p 0.2 each), intensity scale by 1 + U(-0.1, 0.1) and shift by U(-0.1, 0.1) (p 0.15 each),
+    per crop; the draws come from ``generator`` (on the CPU)."""
+    batch = image.shape[0]
+    draws = torch.rand((batch, 7), generator=generator)
+    image, label = image.clone(), label.clone()
+    for b in range(batch):
+        axes = [2 + a for a in range(3) if draws[b, a] < 0.2]
+        if axes:
+            image[b] = image[b].flip([a - 1 for a in axes])
+            label[b] = label[b].flip([a - 1 for a in axes])
+        if draws[b, 3] < 0.15:
+            image[b] *= 1.0 + (draws[b, 4].item() * 0.2 - 0.1)
+        if draws[b, 5] < 0.15:
+            image[b] += draws[b, 6].item() * 0.2 - 0.1
+    return image, label
