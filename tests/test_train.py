@@ -150,3 +150,13 @@ def test_hook_renders_the_same_tumours_as_the_workers(phantom_2mm):
     image, label = insert_tumours(batch["image"], batch["label"], batch["params"])
     assert torch.equal(image, expected["image"]) and torch.equal(label, expected["label"])
     assert (label == 2).any()
+
+
+@pytest.mark.parametrize("name", ["unet_gpu.yaml", "swin_unetr_gpu.yaml"])
+def test_example_recipes_are_valid_configs(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "configs" / name
+    cfg = load_train_config(path)
+    assert cfg.patch_size == (96, 96, 96) and cfg.lr == 4e-4 and cfg.batch_size == 2
+    assert cfg.network == name.removesuffix("_gpu.yaml")
