@@ -237,3 +237,23 @@ def test_render_path_stays_on_the_device(cp, monkeypatch):
 
 def _forbidden(*args, **kwargs):
     raise AssertionError("a CPU kernel ran inside the GPU path")
+
+
+def test_training_hook_on_cuda_matches_the_cpu_hook(cp):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("monai")
+    from tumorsynth.stream import TumorStream, collate
+    from tumorsynth.train import insert_tumours
+
+    image, organ = toy_volume((64, 60, 56))
+    host = ts.as_case(image, organ, 1.0)
+    stream = TumorStream([host], patch_size=(40, 40, 40), pos_fraction=1.0, seed=4, render=False)
+    rng = stream.generator()
+    batch = collate([stream.sample(rng) for _ in range(3)])
+    assert any(batch["params"])
+    want_image, want_label = insert_tumours(batch["image"], batch["label"], batch["params"])
+    got_image, got_label = insert_tumours(
+        batch["image"].cuda(), batch["label"].cuda(), batch["params"]
+    )
+    assert got_image.is_cuda and got_label.dtype == torch.uint8
+    assert torch.equal(got_image.cpu(), want_image) and torch.equal(got_label.cpu(), want_label)
