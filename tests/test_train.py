@@ -160,3 +160,16 @@ def test_example_recipes_are_valid_configs(name):
     cfg = load_train_config(path)
     assert cfg.patch_size == (96, 96, 96) and cfg.lr == 4e-4 and cfg.batch_size == 2
     assert cfg.network == name.removesuffix("_gpu.yaml")
+
+
+def test_augmentation_moves_image_and_label_together():
+    from tumorsynth.train.data import augment
+
+    label = torch.randint(0, 3, (6, 1, 8, 10, 12), generator=torch.Generator().manual_seed(0))
+    image = label.float()  # the image is a function of the label
+    out, lab = augment(image, label, torch.Generator().manual_seed(1))
+    assert any(not torch.equal(lab[b], label[b]) for b in range(6)), "no crop was flipped"
+    for b in range(6):  # flipped alike; the intensity jitter is one increasing affine map per crop
+        levels = [out[b][lab[b] == v] for v in range(3)]
+        assert all(torch.allclose(v, v[0].expand_as(v)) for v in levels)
+        assert levels[0][0] < levels[1][0] < levels[2][0]

@@ -183,10 +183,10 @@ def augment(
     draws = torch.rand((batch, 7), generator=generator)
     image, label = image.clone(), label.clone()
     for b in range(batch):
-        axes = [2 + a for a in range(3) if draws[b, a] < 0.2]
-        if axes:
-            image[b] = image[b].flip([a - 1 for a in axes])
-            label[b] = label[b].flip([a - 1 for a in axes])
+        dims = [1 + a for a in range(3) if draws[b, a] < 0.2]  # spatial dims of (1, X, Y, Z)
+        if dims:
+            image[b] = image[b].flip(dims)
+            label[b] = label[b].flip(dims)
         if draws[b, 3] < 0.15:
             image[b] *= 1.0 + (draws[b, 4].item() * 0.2 - 0.1)
         if draws[b, 5] < 0.15:

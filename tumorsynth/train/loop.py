@@ -206,7 +206,8 @@ def train(
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     gpu_synth = dist.device.type == "cuda" and config.synth_device in ("auto", "gpu")
     loader = make_loader(config, hosts, step, render=not gpu_synth)
-    aug_rng = torch.Generator().manual_seed(int(np.random.SeedSequence([config.seed, dist.rank, step]).generate_state(1)[0]))  # fmt: skip
+    aug_seed = np.random.SeedSequence([config.seed, dist.rank, step]).generate_state(1)[0]
+    aug_rng = torch.Generator().manual_seed(int(aug_seed))
     meta = {
         "network": network_spec(config),
         "window_hu": list(config.window_hu),
