@@ -7,7 +7,9 @@ import logging
 import sys
 
 import click
+from tumorsynth.cli.bench import bench
 from tumorsynth.cli.evaluate import evaluate
+from tumorsynth.cli.fit_stats import fit_stats
 from tumorsynth.cli.generate import generate
 from tumorsynth.cli.phantom import phantom
 from tumorsynth.cli.predict import predict
@@ -40,7 +42,7 @@ def cli() -> None:
         logger.propagate = False
 
 
-for command in (generate, replay, phantom, preview, train, predict, evaluate):
+for command in (generate, replay, phantom, preview, train, predict, evaluate, bench, fit_stats):
     cli.add_command(command)
 
 

@@ -1,0 +1,67 @@
+"""``tumorsynth bench``: benchmarks of segmenters on synthetic tumours (``bench robustness``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks of tumour segmenters on synthetic tumours."""
+
+
+def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | None):
+    """None for the built-in phantoms, else the host Sources (files, folders, globs with their
+    masks, or one dataset.json)."""
+    from tumorsynth.errors import InputError
+    from tumorsynth.sources import dataset_json_sources, expand_paths, pair_sources
+
+    if not hosts or hosts == ("phantom",):
+        if masks:
+            raise InputError("--host-masks needs --hosts (the CTs they belong to)")
+        return None
+    if len(hosts) == 1 and hosts[0].endswith(".json") and not masks:
+        return dataset_json_sources(hosts[0], organ_label)
+    images = expand_paths(hosts, "hosts")
+    sources, _ = pair_sources(images, expand_paths(masks, "host-masks"), organ_label)
+    return sources
+
+
+@bench.command()
+@click.option("--model", "models", multiple=True, required=True,
+              help="A checkpoint (.pt of tumorsynth train), a TorchScript file, or "
+                   "module:function / file.py:function; NAME=... names it. Repeat for several.")  # fmt: skip
+@click.option("--hosts", multiple=True,
+              help="'phantom' (default: built-in phantoms), healthy CT files, folders or globs "
+                   "(with --host-masks), or a dataset.json.")  # fmt: skip
+@click.option("--host-masks", multiple=True, help="Organ masks of the --hosts CTs.")
+@click.option("--organ-label", type=int, default=None,
+              help="The organ's value in label-map masks (e.g. 5: liver in TotalSegmentator).")  # fmt: skip
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for cases.csv, grid.csv, robustness.json, robustness.md and PNGs.")  # fmt: skip
+@click.option("--cases-per-shell", type=click.IntRange(min=1), default=None,
+              help="Test tumours per attribute and shell (default: the config's, 10).")  # fmt: skip
+@click.option("--config", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Benchmark settings (JSON/YAML), e.g. the output of tumorsynth fit-stats.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the test tumours.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def robustness(models, hosts, host_masks, organ_label, out_dir, cases_per_shell, config, seed,
+               device, quiet) -> None:  # fmt: skip
+    """Score segmenters on synthetic tumours whose shape, size, texture, intensity or location is
+    moved out of distribution one shell (μ±σ, μ±2σ, μ±3σ) at a time, as in Fig. 6 of Hu et al.
+    (CVPR 2023); also over a size x intensity grid."""
+    from tumorsynth.bench.report import markdown_table
+    from tumorsynth.bench.robustness import run_robustness
+
+    report = run_robustness(
+        list(models), out_dir, hosts=_sources(hosts, host_masks, organ_label), config=config,
+        cases_per_shell=cases_per_shell, seed=seed, device=device, progress=not quiet,
+    )  # fmt: skip
+    settings = report.result["settings"]
+    click.echo("tumour Dice (%) per attribute and shell:")
+    click.echo(markdown_table(report.result["summary"], settings["attributes"]))
+    names = sorted({p.name for p in report.files.values()})
+    click.echo(f"wrote {', '.join(names)} to {click.format_filename(str(Path(out_dir)))}")
