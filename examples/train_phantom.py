@@ -8,6 +8,8 @@ Usage::
 1. trains a small UNet on 2 mm phantom crops with tumours synthesised on the fly (no tumour label
    drawn by anyone; about two minutes on two CPU cores);
 2. scores it on held-out synthetic tumours (another phantom, other seeds), per size class;
+   every prediction keeps only the largest connected liver with its tumours, as the reference's
+   evaluation does (``tumorsynth predict --largest-organ``);
 3. segments a real CT (``totalsegmentator_example/example_ct.nii.gz`` of the shared data: 3 mm,
    contrast-enhanced) as ``tumorsynth predict`` does, writing the label map in the CT's geometry,
    and scores the liver against the TotalSegmentator mask;
@@ -28,7 +30,7 @@ from tumorsynth.case_io import read_case
 from tumorsynth.evaluate import dice, evaluate_case
 from tumorsynth.io import read_volume, write_volume
 from tumorsynth.phantom import make_phantom
-from tumorsynth.predict import Predictor, predict_files
+from tumorsynth.predict import Predictor, keep_largest_organ, predict_files
 from tumorsynth.preview import write_preview
 from tumorsynth.train import load_train_config, train
 
@@ -51,7 +53,7 @@ def held_out(predictor: Predictor) -> None:
         scores = []
         for seed in (100, 101, 102):
             result = ts.synthesize(case, config={"preset": "liver", "size_class": size}, seed=seed)
-            labels = predictor(result.image, case.spacing_mm)
+            labels = keep_largest_organ(predictor(result.image, case.spacing_mm))
             scores.append(dice(labels == 2, result.label == 2))
         print(f"  held-out phantom, {size:<6} tumours: Dice {np.mean(scores):.3f}")
 
@@ -77,13 +79,15 @@ def main() -> None:
     if not ct.exists():
         print(f"no real CT at {ct}: pass --data (the shared data folder) for steps 3 and 4")
         return
-    (pred,) = predict_files(checkpoint, [ct], args.out / "pred", overwrite=True, progress=False)
+    (pred,) = predict_files(
+        checkpoint, [ct], args.out / "pred", largest_organ=True, overwrite=True, progress=False
+    )
     host = read_case(ct, liver).case
     predicted = read_volume(pred).array
     print(f"  real CT, liver Dice vs TotalSegmentator: {dice(predicted >= 1, host.organ == 1):.3f}")
 
     result = ts.synthesize(host, config={"preset": "liver", "size_class": "large"}, seed=7)
-    labels = predictor(result.image, host.spacing_mm)
+    labels = keep_largest_organ(predictor(result.image, host.spacing_mm))
     scores = evaluate_case(labels, result.label, host.spacing_mm)
     found = f"{scores.detection.n_detected}/{scores.detection.n_lesions}"
     print(f"  real CT + synthetic tumours: Dice {scores.dice:.3f}, detected {found}")
