@@ -100,17 +100,26 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="benchmarks/results/train_step.json")
     args = parser.parse_args()
-    name = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    name = (
+        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     device = torch.device(name)
     label = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
     print(f"device: {label or device}; patch {args.patch}^3, batch {args.batch}")
     rows = [time_network(n, args.patch, args.batch, args.steps, device) for n in args.networks]
     print(f"{'network':<12} {'plain ms':>10} {'synth ms':>10} {'ratio':>7}")
     for r in rows:
-        print(f"{r['network']:<12} {r['plain_ms']:>10.1f} {r['synth_ms']:>10.1f} {r['ratio']:>7.3f}")
+        print(
+            f"{r['network']:<12} {r['plain_ms']:>10.1f} {r['synth_ms']:>10.1f} {r['ratio']:>7.3f}"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"device": str(label or device), "patch": args.patch, "batch": args.batch, "rows": rows}
+    result = {
+        "device": str(label or device),
+        "patch": args.patch,
+        "batch": args.batch,
+        "rows": rows,
+    }
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -340,3 +340,29 @@ def test_fit_stats_recovers_known_mu_and_sigma(tmp_path, phantom_2mm, capsys):
     assert (tmp_path / "stats_tumours.csv").read_text().count("\n") == len(radii) + 1
     direct = fit_stats([tmp_path / "ds" / "labelsTr"], tmp_path / "no_ct.json", progress=False)
     assert "intensity" not in direct["stats"] and direct["stats"]["size"]["n"] == len(radii)
+
+
+def test_largest_organ_post_processing_removes_false_positives_outside_the_organ(tmp_path, host):
+    def oracle_with_a_stray_blob(image, spacing):
+        labels = np.asarray(host.case.organ).copy()
+        labels[(np.abs(image - host.case.image) > 10) & (labels == 1)] = 2
+        labels[:3, :3, :3] = 2  # a false positive in a corner, away from the organ
+        return labels
+
+    fps = {}
+    for keep in (False, True):
+        config = {**SMALL, "attributes": ["size"], "largest_organ": keep}
+        report = run_robustness(
+            {"m": oracle_with_a_stray_blob}, tmp_path / str(keep), hosts=[host], config=config,
+            cases_per_shell=1, seed=4, progress=False,
+        )  # fmt: skip
+        fps[keep] = [row["fp"] for row in report.result["cases"]]
+    assert min(fps[False]) >= 1 and max(fps[True]) == 0
+
+
+def test_example_bench_config_is_valid():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "configs" / "bench_phantom.yaml"
+    cfg = load_bench_config(path)
+    assert cfg.largest_organ and cfg.phantom_spacing_mm == 2.0 and cfg.cases_per_shell == 4

@@ -52,6 +52,9 @@ class BenchConfig:
         Hosts are cropped to the organ's box plus this margin, mm (None: whole volumes).
     tolerance_mm : float
         Tolerance of the normalised surface Dice, mm.
+    largest_organ : bool
+        Keep only the largest connected organ (with its tumours) of every prediction before
+        scoring, as the reference's evaluation does (:func:`tumorsynth.predict.keep_largest_organ`).
     bootstrap_resamples, bootstrap_seed : int
         The 95 % bootstrap intervals.
     phantom_seeds : tuple of int
@@ -74,6 +77,7 @@ class BenchConfig:
     grid_cases_per_cell: int = 1
     crop_margin_mm: float | None = 20.0
     tolerance_mm: float = 2.0
+    largest_organ: bool = False
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
     phantom_seeds: tuple[int, ...] = tuple(PHANTOM_SEED + k for k in range(4))

@@ -41,6 +41,7 @@ from tumorsynth.bench.summary import summarise_grid, summarise_shells
 from tumorsynth.case import Case
 from tumorsynth.config import load_config
 from tumorsynth.evaluate.metrics import equivalent_radius_mm, evaluate_case
+from tumorsynth.predict import keep_largest_organ
 from tumorsynth.sources import Source
 
 __all__ = ["RobustnessReport", "run_robustness"]
@@ -91,8 +92,10 @@ def _where(case: TestCase) -> str:
     return f"case (host {case.host}, {what}, seed {case.seed})"
 
 
-def _score(model: Model, case: TestCase, tolerance_mm: float) -> dict:
+def _score(model: Model, case: TestCase, tolerance_mm: float, largest_organ: bool) -> dict:
     pred = run_model(model, case.image, case.spacing_mm, _where(case))
+    if largest_organ:
+        pred = keep_largest_organ(pred)
     m = evaluate_case(pred, case.label, case.spacing_mm, tolerance_mm=tolerance_mm)
     n_voxels = int(np.count_nonzero(case.label == 2))
     return {
@@ -208,7 +211,7 @@ def run_robustness(
         for spec in [*plan, *grid]:
             case = _synthesize_case(host_list[spec.index % len(host_list)], single, spec, seed)
             for model in loaded:
-                score = _score(model, case, cfg.tolerance_mm)
+                score = _score(model, case, cfg.tolerance_mm, cfg.largest_organ)
                 if spec.kind == "shell":
                     rows.append(_shell_row(case, score))
                 else:
