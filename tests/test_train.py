@@ -52,6 +52,7 @@ def test_config_file_and_overrides(tmp_path):
         ("network=unetr", "network: unknown 'unetr'"),
         ("stesp=10", "did you mean 'steps'"),
         ("patch_size=[96,96,40]", "multiples of 16"),
+        (["network=swin_unetr", "patch_size=[32,32,32]"], "at least 64"),
         ("synth_prob=1.5", "synth_prob: in [0, 1]"),
         ("n_phantoms=0", "no healthy cases"),
         ("synth_config=nope", "synth_config"),
@@ -60,7 +61,7 @@ def test_config_file_and_overrides(tmp_path):
 )
 def test_bad_configs_fail_with_one_message(override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
-        load_train_config(None, [override])
+        load_train_config(None, [override] if isinstance(override, str) else override)
 
 
 @pytest.mark.parametrize(
@@ -173,3 +174,20 @@ def test_augmentation_moves_image_and_label_together():
         levels = [out[b][lab[b] == v] for v in range(3)]
         assert all(torch.allclose(v, v[0].expand_as(v)) for v in levels)
         assert levels[0][0] < levels[1][0] < levels[2][0]
+
+
+@pytest.mark.parametrize(
+    ("network", "extra"),
+    [("unet", "channels=[4,8,16]"), ("basic_unet", "channels=[4,4,8,8,16,4]"),
+     ("swin_unetr", "swin_feature_size=12")],
+)  # fmt: skip
+def test_every_network_builds_and_maps_a_patch_to_three_classes(network, extra):
+    from tumorsynth.train.networks import build_network
+
+    size = 64 if network == "swin_unetr" else 32
+    cfg = load_train_config(
+        None, [f"network={network}", f"patch_size=[{size},{size},{size}]", extra]
+    )
+    model = build_network(cfg).train()
+    logits = model(torch.rand(1, 1, size, size, size))
+    assert logits.shape == (1, 3, size, size, size)

@@ -194,6 +194,9 @@ def _problems(c: TrainConfig) -> list[str]:
             f"patch_size: {c.network} needs multiples of {patch_multiple(c)}, "
             f"got {list(c.patch_size)}"
         )
+    elif c.network == "swin_unetr" and min(c.patch_size) < 64:
+        # its deepest features are patch / 32 voxels: 1 voxel cannot be instance-normalised
+        out.append(f"patch_size: swin_unetr needs at least 64 per side, got {list(c.patch_size)}")
     if c.masks and not c.images:
         out.append("masks: given without images")
     if c.images and c.dataset:
