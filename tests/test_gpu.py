@@ -13,7 +13,7 @@ from toy import toy_volume
 
 import tumorsynth as ts
 from tumorsynth.kernels import cpu
-from tumorsynth.packing import pack, shape_row
+from tumorsynth.packing import TILE, pack, shape_row
 from tumorsynth.stages.shape import shape_geometry
 
 pytestmark = pytest.mark.gpu
@@ -72,7 +72,7 @@ def test_render_matches_cpu(cp, spacing, config):
 def test_device_pack_matches_cpu_pack(gpu):
     image, organ = toy_volume()
     params = ts.sample_params(image, organ, 1.0, config=CONFIGS[2], rng=3)
-    want = pack(params, cpu.texture_grid)
+    want = pack(params, cpu.texture_grid, tile=TILE)  # the GPU's tiles
     got = gpu.pack(params)
     np.testing.assert_array_equal(got.rows.get(), want.rows)
     np.testing.assert_array_equal(got.tiles.get(), want.tiles)

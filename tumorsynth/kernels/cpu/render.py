@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from tumorsynth.kernels.cpu.bounds import GRADIENT, cell_of, radial_bounds
 from tumorsynth.kernels.cpu.effects import (
     blend,
     capsule_profile,
@@ -89,12 +90,14 @@ def _row_span(rows, i, dx, dy, sz, z_lo, z_hi, rho_max):
 
 
 @njit(cache=True)
-def _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, state):
+def _lesion_row(organ, spacing, rows, bounds, i, tex, x, y, a, b, z0, key, dhu, disp, state):
     """Add lesion ``i``'s effect on voxels z in [a, b) of row (x, y) to the row buffers.
 
     ``key``/``dhu``: strongest weight so far and its HU change (the voxel belongs to the lesion it is
     most inside); ``disp``: summed mass-effect displacement, mm; ``state``: bit 1 touched, bit 2
-    tumour. The lesion's parameters are read once per row, not once per voxel.
+    tumour. The lesion's parameters are read once per row, not once per voxel; ``bounds``
+    (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`) sends voxels deep inside or out of reach
+    in their direction past the shape's evaluation.
     """
     dx = x * spacing[0] - rows[i, CENTER]
     dy = y * spacing[1] - rows[i, CENTER + 1]
@@ -128,7 +131,13 @@ def _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, st
         rho = math.sqrt(qx * qx + qy * qy + qz * qz)
         if rho >= far:
             continue
-        if rho <= inner or rho < 1e-9:
+        deep = rho <= inner or rho < 1e-9
+        if not deep:
+            face, ci, cj = cell_of(qx, qy, qz)
+            if rho >= bounds[i, face, ci, cj, 1]:
+                continue
+            deep = rho <= bounds[i, face, ci, cj, 0]
+        if deep:
             inside, w, cap, f = True, 1.0, 0.0, f_in
         else:
             inv_rho = 1.0 / rho  # one division, reused: divisions dominate this loop otherwise
@@ -179,7 +188,6 @@ def _sample(image, organ, x, y, z):
     return (c00 * (1 - g) + c01 * g) * (1 - f) + (c10 * (1 - g) + c11 * g) * f
 
 
-@njit(cache=True, parallel=True)
 def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, tile_lesions, tex):
     """Render packed lesions into ``out`` (float32) and ``label`` (uint8), in place.
 
@@ -204,8 +212,21 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
     -----
     Each row of a tile is cut, analytically, into the span each lesion reaches (along a row the
     unit-ball radius squared is a quadratic in z); each lesion then adds its effect to small row
-    buffers, which are composited and written once.
+    buffers, which are composited and written once. Per-direction bounds of each lesion's radius
+    (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`) skip the shape's evaluation away from its
+    surface; they change no value.
     """
+    bounds = radial_bounds(rows, GRADIENT)
+    _render_tiles(
+        image, organ, out, label, spacing, rows, bounds, tiles, tile_ptr, tile_lesions, tex
+    )
+
+
+@njit(cache=True, parallel=True)
+def _render_tiles(
+    image, organ, out, label, spacing, rows, bounds, tiles, tile_ptr, tile_lesions, tex
+):
+    """:func:`render_lesions` with the per-direction ``bounds``."""
     for t in prange(tiles.shape[0]):
         first, last = tile_ptr[t], tile_ptr[t + 1]
         z0, z1 = tiles[t, 2], tiles[t, 5]
@@ -230,7 +251,9 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
                         disp[:] = 0.0
                         state[:] = 0
                     lo, hi = min(lo, a), max(hi, b)
-                    _lesion_row(organ, spacing, rows, i, tex, x, y, a, b, z0, key, dhu, disp, state)
+                    _lesion_row(
+                        organ, spacing, rows, bounds, i, tex, x, y, a, b, z0, key, dhu, disp, state
+                    )
                 for z in range(lo, hi):
                     j = z - z0
                     if state[j] == 0:

@@ -226,8 +226,7 @@ def pack_batch(params_list: Sequence[TumorParams], tile=None) -> HostPack:
     params_list : sequence of TumorParams
         One per volume; all drawn for the same volume shape.
     tile : int or 3 ints, optional
-        Render tile size, voxels (None: ``packing.TILE``, as the CPU kernels use); rounded up to
-        powers of two.
+        Render tile size, voxels (None: ``packing.TILE``); rounded up to powers of two.
 
     Returns
     -------
