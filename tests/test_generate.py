@@ -350,6 +350,14 @@ def test_pairing_and_case_seeds():
     assert case_seed(1, "a_000") != case_seed(2, "a_000")
 
 
+def test_folders_leave_out_hidden_files(tmp_path):
+    from tumorsynth.sources import expand_paths
+
+    for name in ("b.nii.gz", "a.nii.gz", "._a.nii.gz", ".hidden.nii.gz"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in expand_paths([tmp_path])] == ["a.nii.gz", "b.nii.gz"]
+
+
 def test_preview_does_not_depend_on_how_the_volume_is_stored():
     rng = np.random.default_rng(0)
     image = rng.normal(40, 20, (40, 36, 16)).astype(np.float32)

@@ -73,8 +73,14 @@ def _is_glob(text: str) -> bool:
 
 
 def _folder_contents(folder: Path) -> list[Path]:
-    """Image files in a folder; else the folder itself (a DICOM series); else DICOM subfolders."""
-    files = sorted(p for p in folder.iterdir() if p.is_file() and image_suffix(p))
+    """Image files in a folder; else the folder itself (a DICOM series); else DICOM subfolders.
+    Hidden files are left out (e.g. the ``._case.nii.gz`` resource forks of macOS archives, which
+    MSD's tarballs hold)."""
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and image_suffix(p) and not p.name.startswith(".")
+    )
     if files:
         return files
     if any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir()):
