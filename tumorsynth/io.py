@@ -18,7 +18,7 @@ import re
 import socket
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ __all__ = [
     "read_volume",
     "remove_stale_temporaries",
     "source_sha256",
+    "write_atomic",
     "write_text_atomic",
     "write_volume",
 ]
@@ -295,16 +296,23 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return removed
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
+def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path`` (:func:`atomic_path`), then rename it
+    to ``path``: readers see the old file or the whole new one, never half of it, and a failed
+    write leaves nothing behind."""
     path = Path(path)
     tmp = atomic_path(path)
     try:
-        tmp.write_text(text)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def write_volume(

@@ -10,7 +10,6 @@ to the organ plus a margin.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from scipy import ndimage
 
 from tumorsynth.case_io import read_pair
 from tumorsynth.errors import InputError
-from tumorsynth.io import atomic_path
+from tumorsynth.io import write_atomic
 
 __all__ = ["preview_files", "render_preview", "write_preview"]
 
@@ -201,13 +200,7 @@ def write_preview(
     path = Path(path)
     rgb = render_preview(image, label, spacing_mm, direction, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
-        iio.imwrite(tmp, rgb, extension=".png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda tmp: iio.imwrite(tmp, rgb, extension=".png"))
 
 
 def preview_files(

@@ -6,7 +6,6 @@ and figures are left alone), as :mod:`tumorsynth.evaluate.figure`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from tumorsynth.bench.attributes import UNITS
 from tumorsynth.bench.shells import SIGNED_SHELLS, shell_label, shell_range
 from tumorsynth.bench.stats import AttributeStats
 from tumorsynth.errors import TumorSynthError
-from tumorsynth.io import atomic_path
+from tumorsynth.io import write_atomic
 
 __all__ = ["require_matplotlib", "write_grid_heatmap", "write_shell_heatmap"]
 
@@ -37,13 +36,7 @@ def _figure(size: tuple[float, float]):
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = atomic_path(path)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 def _label(signed: int) -> str:

@@ -6,14 +6,13 @@ and figures are left alone).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from tumorsynth.errors import TumorSynthError
 from tumorsynth.evaluate.metrics import BIN_NAMES, CaseMetrics
-from tumorsynth.io import atomic_path
+from tumorsynth.io import write_atomic
 
 __all__ = ["write_summary_figure"]
 
@@ -99,10 +98,4 @@ def write_summary_figure(path: str | Path, cases: dict[str, CaseMetrics], summar
     _sensitivity(axes[0], summary)
     _scores(axes[1], cases)
     _false_positives(axes[2], cases, summary)
-    tmp = atomic_path(path)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))

@@ -8,7 +8,6 @@ written under a temporary name and renamed, so a crash never leaves half a check
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from torch import nn
 
 from tumorsynth import __version__
 from tumorsynth.errors import InputError
-from tumorsynth.io import atomic_path
+from tumorsynth.io import write_atomic
 from tumorsynth.train.networks import build_network
 
 __all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "load_model", "save_checkpoint"]
@@ -30,13 +29,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` (plus the format and tumorsynth version) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic_path(path)
-    try:
-        torch.save({"format": CHECKPOINT_FORMAT, "tumorsynth": __version__, **state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    state = {"format": CHECKPOINT_FORMAT, "tumorsynth": __version__, **state}
+    return write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
