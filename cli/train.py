@@ -25,14 +25,12 @@ def train(config, overrides, out_dir, steps, network, device, resume, overwrite,
     CONFIG, a UNet trains on the built-in phantom). Under torchrun, each process is one rank of a
     DistributedDataParallel run: torchrun --nproc_per_node 2 -m tumorsynth.cli train CONFIG
     """
-    from tumorsynth.train.config import dumps, load_train_config
+    from tumorsynth.train.config import dumps, load_train_config, parse_override
 
-    extra = list(overrides)
-    for key, value in (("out_dir", out_dir), ("steps", steps), ("network", network),
-                       ("device", device)):  # fmt: skip
-        if value is not None:
-            extra.append(f"{key}={value}")
-    cfg = load_train_config(config, extra)
+    values = dict(map(parse_override, overrides))  # --set values are read as YAML, flags are not
+    flags = {"out_dir": out_dir, "steps": steps, "network": network, "device": device}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    cfg = load_train_config(config, values)
     if print_config:
         click.echo(dumps(cfg))
         return

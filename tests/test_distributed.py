@@ -18,7 +18,7 @@ TINY = [
     "patch_size=[32,32,32]",
     "channels=[4,8,16]",
     "batch_size=1",
-    "num_workers=0",
+    "num_workers=1",  # the workers learn the rank from the stream, not from the process group
     "warmup_steps=1",
     "threads=1",
     "synth_config=syntumor",
@@ -39,12 +39,11 @@ def torchrun(out, steps, *extra):
 def test_two_ranks_train_distinct_tumours_and_resume(tmp_path):
     out = tmp_path / "run"
     torchrun(out, 3)
-    seeds = {
-        r: [json.loads(x)["seeds"] for x in (out / "streams" / f"rank{r}.jsonl").open()]
-        for r in (0, 1)
+    lines = {
+        r: [json.loads(x) for x in (out / "streams" / f"rank{r}.jsonl").open()] for r in (0, 1)
     }
-    assert len(seeds[0]) == len(seeds[1]) == 3
-    flat = [{s for batch in seeds[r] for s in batch if s is not None} for r in (0, 1)]
+    assert len(lines[0]) == len(lines[1]) == 3
+    flat = [{i["seed"] for line in lines[r] for i in line["items"]} - {None} for r in (0, 1)]
     assert flat[0] and flat[1] and not flat[0] & flat[1], "the ranks drew the same tumours"
     _, meta = load_model(out / "checkpoints" / "last.pt")
     assert meta["step"] == 3

@@ -75,7 +75,7 @@ def test_reproducible_from_the_base_seed_and_distinct_per_rank(host, monkeypatch
     first = _take(make(1), 2)
     assert _same(first, _take(make(1), 2))
     assert not _same(first, _take(make(2), 2))
-    monkeypatch.setattr(stream_module, "stream_rank", lambda: (1, 2, 0, 1))  # rank 1 of 2
+    monkeypatch.setattr(stream_module, "stream_rank", lambda default: (1, 2, 0, 1))  # rank 1 of 2
     other_rank = _take(make(1), 2)
     assert not any(
         torch.equal(a["image"], b["image"]) for a, b in zip(first, other_rank, strict=True)
@@ -100,7 +100,7 @@ def test_dataloader_workers_draw_distinct_reproducible_streams(host, monkeypatch
     assert not torch.equal(batches[0]["image"], batches[1]["image"]), "the workers yielded the same"
     assert not torch.equal(batches[0]["crop_lo_vox"], batches[1]["crop_lo_vox"])
     for worker, batch in enumerate(batches):  # the same stream, drawn here as that worker would
-        monkeypatch.setattr(stream_module, "stream_rank", lambda w=worker: (0, 1, w, 2))
+        monkeypatch.setattr(stream_module, "stream_rank", lambda default, w=worker: (0, 1, w, 2))
         item = stream.sample(stream.generator())
         assert (
             torch.equal(item["image"], batch["image"][0]) and item["params"] == batch["params"][0]
@@ -135,3 +135,27 @@ def test_bad_arguments_are_rejected(host):
         TumorStream([host], pos_fraction=1.5)
     with pytest.raises(ts.InputError, match="empty"):
         TumorStream([])
+
+
+def test_the_rank_is_read_when_the_stream_is_made(host, monkeypatch):
+    """Workers started by spawn do not join the process group: the stream keeps its rank."""
+    monkeypatch.setattr(stream_module, "_distributed_rank", lambda: (1, 2))
+    made_on_rank_1 = TumorStream([host], patch_size=PATCH, seed=5)
+    monkeypatch.setattr(stream_module, "_distributed_rank", lambda: None)  # as in such a worker
+    assert made_on_rank_1.rank == (1, 2)
+    other = TumorStream([host], patch_size=PATCH, seed=5)
+    a, b = made_on_rank_1.generator().random(4), other.generator().random(4)
+    assert not np.array_equal(a, b)
+    assert np.array_equal(a, np.random.default_rng([5, 1, 2, 0, 1]).random(4))
+
+
+def test_replay_of_a_logged_item_is_identical(host):
+    stream = TumorStream([host], patch_size=PATCH, pos_fraction=1.0, seed=9)
+    rng = stream.generator()
+    for _ in range(3):
+        item = stream.sample(rng)
+        seed = item["params"].get("seed") if item["params"] else None
+        again = stream.replay(item["case"], item["crop_lo_vox"].tolist(), seed)
+        assert again["params"] == item["params"]
+        for key in ("image", "label", "healthy_image"):
+            assert torch.equal(again[key], item[key])

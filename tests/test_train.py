@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from tumorsynth.cli import main
 from tumorsynth.errors import ConfigError
 from tumorsynth.stream import TumorStream, collate
 from tumorsynth.train import insert_tumours, load_model, load_train_config, train
+from tumorsynth.train.data import load_hosts
 
 # a tiny run on the phantom at 3 mm: a few seconds
 TINY = [
@@ -119,8 +121,15 @@ def test_short_run_writes_checkpoints_and_metrics(short_run):
     assert meta["network"]["channels"] == [4, 8, 16]
     logits = model(torch.zeros(1, 1, 32, 32, 32))
     assert logits.shape == (1, 3, 32, 32, 32)
-    seeds = [json.loads(x)["seeds"] for x in (out / "streams" / "rank0.jsonl").open()]
-    assert len(seeds) == 4 and len({s for b in seeds for s in b if s is not None}) > 2
+    lines = [json.loads(x) for x in (out / "streams" / "rank0.jsonl").open()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4]
+    seeds = {item["seed"] for line in lines for item in line["items"]} - {None}
+    assert len(seeds) > 2
+    # the log renders the crops again
+    stream = TumorStream(load_hosts(cfg), cfg.patch_size, config=cfg.synth_config)
+    item = next(i for line in lines for i in line["items"] if i["seed"] is not None)
+    again = stream.replay(item["case"], item["crop_lo_vox"], item["seed"])
+    assert (again["label"] == 2).any() or not again["params"]
 
 
 def test_resume_continues_and_a_used_folder_needs_a_flag(short_run, capsys):
@@ -128,15 +137,66 @@ def test_resume_continues_and_a_used_folder_needs_a_flag(short_run, capsys):
     out = str(result.out_dir)
     code, err = run_cli(["train", "--out", out, *[a for t in TINY for a in ("--set", t)]], capsys)
     assert code == 1 and "--resume" in err
-    more = load_train_config(cfg, ["steps=6"])
+    # a run killed after step 5, before saving: its lines for step 5 must not stay twice
+    with (result.out_dir / "metrics.csv").open("a") as f:
+        f.write("5,train,9.9,0.1,0,0,,\n")
+    with (result.out_dir / "streams" / "rank0.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 5, "items": []}) + "\n")
+    # more steps, another learning rate and patch size: the config sets them from here on
+    more = load_train_config(cfg, ["steps=6", "lr=1e-3", "patch_size=[48,48,48]"])
     resumed = train(more, resume=True, progress=False)
     assert resumed.step == 6
     rows = list(csv.DictReader((result.out_dir / "metrics.csv").open()))
-    assert [int(r["step"]) for r in rows if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert [int(r["step"]) for r in train_rows] == [1, 2, 3, 4, 5, 6]
+    cosine = [0.5 * (1 + math.cos(math.pi * (s - 1) / 5)) for s in (5, 6)]  # warm-up 1 of 6
+    np.testing.assert_allclose(
+        [float(r["lr"]) for r in train_rows[4:]], [1e-3 * c for c in cosine], atol=1e-12
+    )
+    lines = [json.loads(x) for x in (result.out_dir / "streams" / "rank0.jsonl").open()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
     _, meta = load_model(result.out_dir / "checkpoints" / "last.pt")
-    assert meta["step"] == 6
+    assert meta["step"] == 6 and meta["network"]["patch_size"] == [48, 48, 48]
     with pytest.raises(ConfigError, match="differs from the config"):
         train(load_train_config(more, ["channels=[4,8,8]", "steps=8"]), resume=True)
+
+
+def test_overwrite_starts_again_and_without_validation_best_is_last(tmp_path):
+    cfg = load_train_config(None, [*TINY, "steps=2", f"out_dir={tmp_path / 'run'}"])
+    train(cfg, progress=False)
+    again = train(load_train_config(cfg, ["steps=1"]), overwrite=True, progress=False)
+    rows = list(csv.DictReader((again.out_dir / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [1] and again.best_dice is None
+    _, best = load_model(again.out_dir / "checkpoints" / "best.pt")
+    _, last = load_model(again.out_dir / "checkpoints" / "last.pt")
+    assert best["step"] == last["step"] == 1
+
+
+def test_validation_on_labelled_files_is_logged(tmp_path, phantom_2mm):
+    from tumorsynth import synthesize
+    from tumorsynth.io import write_volume
+
+    result = synthesize(phantom_2mm, config="syntumor", seed=3)
+    write_volume(tmp_path / "ct.nii.gz", result.image, phantom_2mm.spacing_mm)
+    write_volume(tmp_path / "lab.nii.gz", result.label, phantom_2mm.spacing_mm)
+    overrides = [*TINY, "steps=1", "spacing_mm=3.0", f"out_dir={tmp_path / 'run'}",
+                 f"val_images=[{tmp_path / 'ct.nii.gz'}]", f"val_labels=[{tmp_path / 'lab.nii.gz'}]"]  # fmt: skip
+    run = train(load_train_config(None, overrides), progress=False)
+    rows = [r for r in csv.DictReader((run.out_dir / "metrics.csv").open()) if r["split"] == "val"]
+    assert len(rows) == 1 and 0.0 <= float(rows[0]["organ_dice"]) <= 1.0
+    assert run.best_dice == pytest.approx(float(rows[0]["tumour_dice"]))
+
+
+def test_device_settings_that_cannot_work_stop_at_start_up(tmp_path, monkeypatch):
+    cfg = load_train_config(None, [*TINY, "steps=1", "synth_device=gpu", f"out_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match="synth_device 'gpu' needs a CUDA device"):
+        train(cfg, progress=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = load_train_config(cfg, ["synth_device=auto", "device=cuda:1"])
+    with pytest.raises(ConfigError, match="every rank on one GPU"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_hook_renders_the_same_tumours_as_the_workers(phantom_2mm):

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 from tumorsynth.errors import InputError
 from tumorsynth.io import _geometry, _to_array, read_image, write_volume
 
-__all__ = ["Predictor", "keep_largest_organ", "predict_files"]
+__all__ = ["Predictor", "keep_largest_organ", "predict_files", "predict_volume"]
 
 
 def _place(image: sitk.Image, spacing_mm: Sequence[float]) -> sitk.Image:
@@ -66,6 +67,34 @@ def _resample(array: np.ndarray, spacing_mm, target_mm, shape=None) -> np.ndarra
     return _to_array(moved)
 
 
+@torch.no_grad()
+def predict_volume(
+    model: torch.nn.Module,
+    image_hu: np.ndarray | torch.Tensor,
+    *,
+    patch_size: Sequence[int],
+    window_hu: Sequence[float],
+    device: torch.device | str = "cpu",
+    overlap: float = 0.5,
+    sw_batch_size: int = 4,
+    amp: bool = False,
+) -> torch.Tensor:
+    """Labels (0 background, 1 organ, 2 tumour) of one (X, Y, Z) CT in HU, as it is (no
+    resampling), by sliding windows of ``patch_size`` with Gaussian blending: a (X, Y, Z) uint8
+    tensor on the CPU. ``amp``: bfloat16 autocast on CUDA."""
+    from monai.inferers import sliding_window_inference
+
+    from tumorsynth.train.data import window
+
+    x = window(torch.as_tensor(image_hu)[None, None].to(device), tuple(window_hu))
+    model.eval()
+    with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
+        logits = sliding_window_inference(
+            x, tuple(patch_size), sw_batch_size, model, overlap=overlap, mode="gaussian"
+        )
+    return logits.argmax(1)[0].to(torch.uint8).cpu()
+
+
 def keep_largest_organ(labels: np.ndarray) -> np.ndarray:
     """Organ-restricted post-processing: keep the largest 26-connected component of organ and
     tumour together (the liver with the tumours in it) and clear everything else."""
@@ -93,6 +122,8 @@ class Predictor:
     device : torch.device
     overlap : float
     sw_batch_size : int
+    amp : bool
+        bfloat16 autocast on CUDA.
     """
 
     model: torch.nn.Module
@@ -102,6 +133,7 @@ class Predictor:
     device: torch.device
     overlap: float = 0.5
     sw_batch_size: int = 4
+    amp: bool = True
 
     @classmethod
     def from_checkpoint(
@@ -144,8 +176,6 @@ class Predictor:
 
     def __call__(self, image_hu: np.ndarray, spacing_mm: Sequence[float]) -> np.ndarray:
         """Labels of one (X, Y, Z) CT in HU at ``spacing_mm``: (X, Y, Z) uint8 on its grid."""
-        from tumorsynth.train.validate import predict_volume
-
         image = np.asarray(image_hu, dtype=np.float32)
         if image.ndim != 3:
             raise InputError(f"predict needs a 3-D (X, Y, Z) CT, got shape {image.shape}")
@@ -157,7 +187,7 @@ class Predictor:
         labels = predict_volume(
             self.model, work, patch_size=self.patch_size, window_hu=self.window_hu,
             device=self.device, overlap=self.overlap, sw_batch_size=self.sw_batch_size,
-            amp=self.device.type == "cuda",
+            amp=self.amp and self.device.type == "cuda",
         ).numpy()  # fmt: skip
         if target is not None:
             labels = _resample(labels, target, spacing, shape=image.shape)

@@ -39,12 +39,17 @@ AIR_HU = -1024.0
 ConfigLike = str | Path | Mapping[str, Any] | SynthConfig
 
 
-def stream_rank() -> tuple[int, int, int, int]:
-    """``(rank, world_size, worker, num_workers)`` of the calling process: the distributed rank if
-    ``torch.distributed`` is initialised (else 0 of 1) and the DataLoader worker (else 0 of 1)."""
-    rank, world = 0, 1
+def _distributed_rank() -> tuple[int, int] | None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return None
+
+
+def stream_rank(default: tuple[int, int] = (0, 1)) -> tuple[int, int, int, int]:
+    """``(rank, world_size, worker, num_workers)`` of the calling process: the distributed rank if
+    ``torch.distributed`` is initialised here (else ``default``) and the DataLoader worker (else 0
+    of 1)."""
+    rank, world = _distributed_rank() or default
     info = get_worker_info()
     worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
     return rank, world, worker, workers
@@ -71,7 +76,9 @@ class TumorStream(IterableDataset):
     seed : int, optional
         Base seed; a fresh one is drawn (and kept in ``self.seed``) when omitted. The stream of one
         process is a function of (seed, rank, world size, worker, number of workers): it is
-        reproducible, and distinct across DataLoader workers and distributed ranks.
+        reproducible, and distinct across DataLoader workers and distributed ranks (the rank is
+        read when the stream is made, so workers started by spawn or forkserver, which do not
+        join the process group, still know it).
     render : bool, optional
         Render the tumours here (default). With False the params are drawn but not rendered:
         ``"image"`` is the healthy crop and ``"label"`` the organ, and the training step renders
@@ -124,6 +131,7 @@ class TumorStream(IterableDataset):
         self.config = load_config(config)
         self.seed = fresh_seed() if seed is None else int(seed)
         self.render = bool(render)
+        self.rank = _distributed_rank() or (0, 1)
         self._organ_voxels: dict[int, np.ndarray] = {}
 
     def _hosts(self) -> list[Case]:
@@ -135,7 +143,7 @@ class TumorStream(IterableDataset):
 
     def generator(self) -> np.random.Generator:
         """The generator of the calling process's stream (see ``seed``)."""
-        rank, world, worker, workers = stream_rank()
+        rank, world, worker, workers = stream_rank(self.rank)
         return np.random.default_rng([self.seed, rank, world, worker, workers])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -147,7 +155,9 @@ class TumorStream(IterableDataset):
         shape, size = np.array(case.shape), np.array(self.patch_size)
         if rng.random() < self.pos_fraction:
             if index not in self._organ_voxels:
-                self._organ_voxels[index] = np.flatnonzero(np.asarray(case.organ).reshape(-1))
+                flat = np.flatnonzero(np.asarray(case.organ).reshape(-1))
+                small = flat.size == 0 or flat[-1] < 2**31
+                self._organ_voxels[index] = flat.astype(np.int32) if small else flat
             flat = self._organ_voxels[index]
             center = np.array(np.unravel_index(flat[rng.integers(flat.size)], case.shape))
             lo = center - size // 2
@@ -178,28 +188,35 @@ class TumorStream(IterableDataset):
         """One item (see the class notes), drawn from ``rng``."""
         hosts = self._hosts()
         index = int(rng.integers(len(hosts)))
-        case = hosts[index]
-        lo = self._crop_lo(rng, index, case)
-        healthy, organ = self.crop(case, lo)
+        lo = self._crop_lo(rng, index, hosts[index])
         insert = bool(rng.random() < self.prob)
         seed = int(rng.integers(2**63))
+        return self.replay(index, lo, seed if insert else None)
+
+    def replay(self, case: int, crop_lo_vox: Any, seed: int | None) -> dict[str, Any]:
+        """The item of host ``case`` cropped at ``crop_lo_vox`` with the tumours of ``seed`` (None:
+        none), as :meth:`sample` made it: what ``tumorsynth train`` logs in
+        ``streams/rank{r}.jsonl`` renders again with this."""
+        host = self._hosts()[case]
+        lo = np.asarray(crop_lo_vox, dtype=np.int64)
+        healthy, organ = self.crop(host, lo)
         image, label, params = healthy, organ, {}
-        if insert and organ.any():
+        if seed is not None and organ.any():
             try:
-                drawn = sample_params(healthy, organ, case.spacing_mm, self.config, rng=seed)
+                drawn = sample_params(healthy, organ, host.spacing_mm, self.config, rng=seed)
             except PlacementError:  # too little organ in the crop: pass through
                 pass
             else:
                 params = drawn.to_dict()
                 if self.render:
-                    result = render(healthy, organ, case.spacing_mm, drawn)
+                    result = render(healthy, organ, host.spacing_mm, drawn)
                     image, label = result.image, result.label
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
             "label": torch.from_numpy(np.ascontiguousarray(label, dtype=np.uint8))[None],
             "healthy_image": torch.from_numpy(healthy)[None],
             "params": params,
-            "case": index,
+            "case": case,
             "crop_lo_vox": torch.as_tensor(lo, dtype=torch.int64),
         }
 

@@ -45,7 +45,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     if not path.is_file():
         raise InputError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged file
         raise InputError(f"{path}: cannot read the checkpoint ({err})") from None
     if not isinstance(state, dict) or "model" not in state or "network" not in state:

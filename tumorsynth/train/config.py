@@ -58,7 +58,10 @@ class TrainConfig:
         Built-in phantoms (seeds 0, 1, ...) used as hosts when neither ``images`` nor ``dataset`` is
         given.
     phantom_spacing_mm : float
-        Their voxel size, mm.
+        Their voxel size, mm (``spacing_mm`` wins when it is set).
+    spacing_mm : float, optional
+        Resample every host and validation CT to this isotropic voxel size at load, mm (linear for
+        the CT, nearest for masks; the reference trains at 1 mm); None keeps their own.
     val_images, val_labels : list of str
         Optional labelled validation CTs and label maps (0 background, 1 organ, 2 tumour; LiTS and
         MSD Task03 use this convention).
@@ -126,6 +129,7 @@ class TrainConfig:
     organ_label: int | None = None
     n_phantoms: int = 1
     phantom_spacing_mm: float = 1.0
+    spacing_mm: float | None = None
     val_images: list[str] = field(default_factory=list)
     val_labels: list[str] = field(default_factory=list)
     n_val_synthetic: int = 0
@@ -228,6 +232,8 @@ def _problems(c: TrainConfig) -> list[str]:
             out.append(f"{name}: at least 0, got {getattr(c, name)}")
     if c.lr <= 0 or c.weight_decay < 0 or c.phantom_spacing_mm <= 0:
         out.append("lr and phantom_spacing_mm must be positive, weight_decay non-negative")
+    if c.spacing_mm is not None and not c.spacing_mm > 0:
+        out.append(f"spacing_mm: positive (mm) or null, got {c.spacing_mm}")
     if c.threads is not None and c.threads < 1:
         out.append(f"threads: at least 1, got {c.threads}")
     if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
@@ -304,7 +310,14 @@ def load_train_config(
             hint = difflib.get_close_matches(key, names, n=1)
             maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ConfigError(f"{where}: unknown field {key!r}{maybe}")
-    for key in ("lr", "weight_decay", "phantom_spacing_mm", "synth_prob", "pos_fraction"):
+    for key in (
+        "lr",
+        "weight_decay",
+        "phantom_spacing_mm",
+        "spacing_mm",
+        "synth_prob",
+        "pos_fraction",
+    ):
         if key in data:
             data[key] = _as_number(data[key])
     for key in ("images", "masks", "val_images", "val_labels"):

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from tumorsynth.case import Case
+from tumorsynth.case import Case, as_case
 from tumorsynth.errors import ConfigError, InputError
 from tumorsynth.sources import (
     dataset_json_sources,
@@ -60,7 +60,7 @@ def _sources(config: TrainConfig):
         images = expand_paths(config.images, "images")
         masks = expand_paths(config.masks, "masks")
         return pair_sources(images, masks, config.organ_label)[0]
-    return phantom_sources(config.n_phantoms, config.phantom_spacing_mm)
+    return phantom_sources(config.n_phantoms, config.spacing_mm or config.phantom_spacing_mm)
 
 
 def _check_patch(config: TrainConfig, name: str, shape: tuple[int, ...]) -> None:
@@ -87,9 +87,24 @@ def load_hosts(config: TrainConfig, progress: bool = True) -> list[Case]:
     cases = []
     for source in tqdm(sources, desc="hosts", unit="case", disable=not progress, leave=False):
         case = load_source(source).case
+        image, organ, spacing = _resampled(config, case.image, case.organ, case.spacing_mm)
+        if image is not case.image:
+            case = as_case(image, organ, spacing, source=case.source)
         _check_patch(config, source.describe(), case.shape)
         cases.append(case)
     return cases
+
+
+def _resampled(config: TrainConfig, image, labels, spacing_mm):
+    """``image`` (linear) and ``labels`` (nearest) at ``config.spacing_mm``, if it is set."""
+    target = (float(config.spacing_mm or 0.0),) * 3
+    if not config.spacing_mm or np.allclose(spacing_mm, target, rtol=1e-6, atol=0):
+        return image, labels, tuple(spacing_mm)
+    from tumorsynth.predict import _resample
+
+    image = _resample(np.asarray(image, np.float32), spacing_mm, target)
+    labels = _resample(np.asarray(labels, np.uint8), spacing_mm, target, shape=image.shape)
+    return image, labels, target
 
 
 def load_val_cases(config: TrainConfig, progress: bool = True) -> list[ValCase]:
@@ -113,9 +128,11 @@ def load_val_cases(config: TrainConfig, progress: bool = True) -> list[ValCase]:
                     f"{label_path}: validation labels must be 0 background, 1 organ, 2 tumour; "
                     f"found {sorted(values)[:8]}"
                 )
-            _check_patch(config, str(image_path), volume.array.shape)
-            image = volume.array.astype(np.float32)
-            out.append(ValCase(image_path.name, image, label.astype(np.uint8), volume.spacing_mm))
+            image, label, spacing = _resampled(
+                config, volume.array.astype(np.float32), label.astype(np.uint8), volume.spacing_mm
+            )
+            _check_patch(config, str(image_path), image.shape)
+            out.append(ValCase(image_path.name, image, label, spacing))
         return out
     if config.n_val_synthetic:
         from tumorsynth.phantom import make_phantom
@@ -123,7 +140,9 @@ def load_val_cases(config: TrainConfig, progress: bool = True) -> list[ValCase]:
 
         for k in range(config.n_val_synthetic):
             seed = VAL_PHANTOM_SEED + k
-            case = make_phantom(seed=seed, spacing_mm=config.phantom_spacing_mm)
+            case = make_phantom(
+                seed=seed, spacing_mm=config.spacing_mm or config.phantom_spacing_mm
+            )
             result = synthesize(case, config=config.synth_config, seed=seed)
             box = _organ_box(case.organ, np.array(config.patch_size) // 2)
             image, label = result.image[box], result.label[box]

@@ -3,8 +3,8 @@ r"""``tumorsynth train``: a label-free segmenter trained on healthy CT with tumo
 One process per device; under ``torchrun`` every process is one rank of a DistributedDataParallel
 run (NCCL on GPUs, Gloo on CPUs) with its own synthesis stream. Rank 0 validates, writes the
 checkpoints (``best.pt``, ``last.pt``), ``metrics.csv`` and TensorBoard events, and shows the
-progress bar; every rank records the seeds of the tumours it trained on in
-``streams/rank{r}.jsonl`` (replayable with :func:`tumorsynth.render`).
+progress bar; every rank records the crops and tumours it trained on in ``streams/rank{r}.jsonl``
+(replayable with :meth:`tumorsynth.stream.TumorStream.replay`).
 
 Examples
 --------
@@ -15,7 +15,6 @@ Examples
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -23,27 +22,35 @@ import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from tumorsynth.errors import ConfigError
-from tumorsynth.io import write_text_atomic
+from tumorsynth.errors import ConfigError, TumorSynthError
+from tumorsynth.io import write_atomic, write_text_atomic
+from tumorsynth.predict import Predictor
 from tumorsynth.train.checkpoint import load_checkpoint, save_checkpoint
 from tumorsynth.train.config import TrainConfig, dumps
 from tumorsynth.train.data import augment, load_hosts, load_val_cases, make_loader, window
 from tumorsynth.train.hooks import insert_tumours
-from tumorsynth.train.logs import MetricsLog
+from tumorsynth.train.logs import MetricsLog, StreamLog
 from tumorsynth.train.networks import build_network, network_spec
 from tumorsynth.train.validate import validate
 
 __all__ = ["TrainResult", "train"]
 
 log = logging.getLogger("tumorsynth.train")
+
+ARCHITECTURE = ("network", "channels", "swin_feature_size")
+"""Fields of :func:`~tumorsynth.train.networks.network_spec` a resumed run must keep (the patch
+size may change: it does not shape the weights)."""
+
+DIST_TIMEOUT = timedelta(hours=3)
+"""How long ranks wait for each other: rank 0 validates whole volumes alone meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +79,30 @@ class _Dist:
     rank: int = 0
     world: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    gpu_synth: bool = False  # tumours rendered into the batch on the device, in the step
+    owns_group: bool = False  # this run initialised the process group (and destroys it)
 
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+
+def _gpu_synthesis(config: TrainConfig, device: torch.device) -> bool:
+    """Whether the step renders the tumours on the GPU (else the DataLoader workers do)."""
+    if device.type != "cuda" or config.synth_device == "cpu":
+        if config.synth_device == "gpu":
+            raise ConfigError("synth_device 'gpu' needs a CUDA device (device is the CPU)")
+        return False
+    from tumorsynth.backend import get_backend
+
+    try:
+        get_backend("cuda")
+    except TumorSynthError as err:
+        if config.synth_device == "gpu":
+            raise ConfigError(f"synth_device 'gpu': {err}") from None
+        log.info("tumours are rendered in the DataLoader workers: %s", err)
+        return False
+    return True
 
 
 def _setup(config: TrainConfig) -> _Dist:
@@ -87,21 +114,27 @@ def _setup(config: TrainConfig) -> _Dist:
         want = "cuda" if torch.cuda.is_available() else "cpu"
     if want.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {config.device!r}: torch sees no CUDA device")
+    if want.startswith("cuda:") and world > 1:
+        raise ConfigError(
+            f"device {config.device!r} would put every rank on one GPU: under torchrun use "
+            "'cuda' or 'auto' (each rank takes the GPU of its LOCAL_RANK)"
+        )
     if want == "cuda":
         want = f"cuda:{local}" if world > 1 else "cuda"
     device = torch.device(want)
-    if config.synth_device == "gpu" and device.type != "cuda":
-        raise ConfigError("synth_device 'gpu' needs a CUDA device (device is the CPU)")
+    gpu_synth = _gpu_synthesis(config, device)
     if config.threads:
         torch.set_num_threads(config.threads)
     if world == 1:
-        return _Dist(0, 1, device)
+        return _Dist(0, 1, device, gpu_synth)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if not torch.distributed.is_initialized():
+    owns = not torch.distributed.is_initialized()
+    if owns:
         backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend=backend)
-    return _Dist(torch.distributed.get_rank(), torch.distributed.get_world_size(), device)
+        torch.distributed.init_process_group(backend=backend, timeout=DIST_TIMEOUT)
+    rank, size = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return _Dist(rank, size, device, gpu_synth, owns)
 
 
 def _prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
@@ -132,10 +165,6 @@ def _schedule(optimizer, config: TrainConfig):
     )
 
 
-def _batch_seeds(params: list[dict[str, Any]]) -> list[int | None]:
-    return [p.get("seed") if p else None for p in params]
-
-
 def train(
     config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True
 ) -> TrainResult:
@@ -164,6 +193,36 @@ def train(
         than a volume, an ``out_dir`` that holds a run without ``resume`` / ``overwrite``.
     """
     dist = _setup(config)
+    try:
+        return _run(config, dist, resume, overwrite, progress)
+    finally:
+        if dist.owns_group:
+            torch.distributed.destroy_process_group()
+
+
+def _restore(state, model, optimizer, scheduler, config: TrainConfig) -> tuple[int, float | None]:
+    """Load a checkpoint for ``--resume``; the config, not the checkpoint, sets the learning rate,
+    weight decay and schedule from here on (so ``--set steps=...`` extends the cosine)."""
+    spec = network_spec(config)
+    if any(state["network"].get(k) != spec[k] for k in ARCHITECTURE):
+        have = {k: state["network"].get(k) for k in ARCHITECTURE}
+        want = {k: spec[k] for k in ARCHITECTURE}
+        raise ConfigError(
+            f"--resume: the checkpoint's network {have} differs from the config's {want}"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scheduler.t_total = config.steps
+    scheduler.warmup_steps = min(config.warmup_steps, config.steps)
+    scheduler.base_lrs = [config.lr for _ in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["initial_lr"], group["weight_decay"] = config.lr, config.weight_decay
+        group["lr"] = config.lr * scheduler.lr_lambda(scheduler.last_epoch)
+    return int(state["step"]), state.get("best_dice")
+
+
+def _run(config: TrainConfig, dist: _Dist, resume: bool, overwrite: bool, progress: bool):
     out = _prepare_out_dir(config, resume, overwrite)
     hosts = load_hosts(config, progress=progress and dist.main)
     val_cases = load_val_cases(config, progress=progress and dist.main) if dist.main else []
@@ -175,7 +234,6 @@ def train(
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", dumps(config) + "\n")
     _barrier(dist)
-    (out / "streams").mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(config.seed)  # the same initial weights on every rank
     model = build_network(config).to(dist.device)
@@ -187,15 +245,7 @@ def train(
     step, best = 0, None
     if resume:
         state = load_checkpoint(out / "checkpoints" / "last.pt", map_location=dist.device)
-        if state["network"] != network_spec(config):
-            raise ConfigError(
-                f"--resume: the checkpoint's network {state['network']} differs from the "
-                f"config's {network_spec(config)}"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step, best = int(state["step"]), state.get("best_dice")
+        step, best = _restore(state, model, optimizer, scheduler, config)
     net: nn.Module = model
     if dist.world > 1:
         ids = [dist.device.index] if dist.device.type == "cuda" else None
@@ -204,8 +254,7 @@ def train(
     from monai.losses import DiceCELoss
 
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    gpu_synth = dist.device.type == "cuda" and config.synth_device in ("auto", "gpu")
-    loader = make_loader(config, hosts, step, render=not gpu_synth)
+    loader = make_loader(config, hosts, step, render=not dist.gpu_synth)
     aug_seed = np.random.SeedSequence([config.seed, dist.rank, step]).generate_state(1)[0]
     aug_rng = torch.Generator().manual_seed(int(aug_seed))
     meta = {
@@ -214,6 +263,10 @@ def train(
         "spacing_mm": _common_spacing(hosts),
         "config": config.to_dict(),
     }
+    predictor = Predictor(
+        model, config.patch_size, config.window_hu, meta["spacing_mm"], dist.device,
+        config.sw_overlap, config.sw_batch_size, amp,
+    )  # fmt: skip
 
     def save(name: str) -> None:
         state = {
@@ -226,8 +279,9 @@ def train(
         }
         save_checkpoint(out / "checkpoints" / name, state)
 
-    metrics = MetricsLog(out, enabled=dist.main)
-    streams = (out / "streams" / f"rank{dist.rank}.jsonl").open("a")
+    since = step if resume else None
+    metrics = MetricsLog(out, enabled=dist.main, resume_step=since)
+    streams = StreamLog(out, dist.rank, resume_step=since)
     bar = tqdm(
         total=config.steps, initial=step, desc="train", unit="step",
         disable=not (progress and dist.main), dynamic_ncols=True,
@@ -240,7 +294,7 @@ def train(
             batch = next(batches)
             image = batch["image"].to(dist.device, non_blocking=True)
             label = batch["label"].to(dist.device, non_blocking=True)
-            if gpu_synth:
+            if dist.gpu_synth:
                 image, label = insert_tumours(image, label, batch["params"])
             t_data = time.perf_counter() - t0
             x, y = window(image, config.window_hu), label.long()
@@ -255,7 +309,7 @@ def train(
             scheduler.step()
             step += 1
             loss_value = float(loss.detach())
-            streams.write(json.dumps({"step": step, "seeds": _batch_seeds(batch["params"])}) + "\n")
+            streams.write(step, batch)
             lr = optimizer.param_groups[0]["lr"]
             metrics.write(step, "train", loss=loss_value, lr=lr, data_s=t_data,
                           step_s=time.perf_counter() - t0)  # fmt: skip
@@ -263,7 +317,7 @@ def train(
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", best=_fmt(best))
             if step % config.val_every == 0 or step == config.steps:
                 if dist.main and val_cases:
-                    scores = validate(model, val_cases, config, dist.device, amp)
+                    scores = validate(predictor, val_cases)
                     metrics.write(step, "val", **scores)
                     if best is None or scores["tumour_dice"] > best:
                         best = scores["tumour_dice"]
@@ -280,8 +334,9 @@ def train(
         bar.close()
         streams.close()
         metrics.close()
-    if dist.main and not val_cases:
-        shutil.copyfile(out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt")
+    if dist.main and not val_cases:  # no validation: the last weights are the best known
+        last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
+        write_atomic(best_path, lambda tmp: shutil.copyfile(last, tmp))
     _barrier(dist)
     return TrainResult(out, step, best, loss_value)
 

@@ -107,7 +107,9 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
     Same signature and semantics as :func:`tumorsynth.kernels.cpu.render_lesions`: ``image``,
     ``organ``, ``out`` and ``label`` are (X, Y, Z) C-contiguous CuPy arrays; ``spacing`` is (3,)
     host floats; the packed arrays may be CuPy arrays (see :func:`pack`) or host arrays, uploaded
-    here. Tiles are at most ``packing.TILE`` voxels per axis (as ``packing.tile_boxes`` cuts them).
+    here. Tiles must be at most ``packing.TILE`` voxels per axis (as :func:`pack` and
+    ``packing.tile_boxes(..., tile=packing.TILE)`` cut them; the CPU's ``packing.pack`` cuts
+    longer tiles, ``packing.CPU_TILE``, which this kernel cannot take).
     """
     as_dev = cupy.asarray
     _launch(
