@@ -35,7 +35,8 @@ def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | 
                    "module:function / file.py:function; NAME=... names it. Repeat for several.")  # fmt: skip
 @click.option("--hosts", multiple=True,
               help="'phantom' (default: built-in phantoms), healthy CT files, folders or globs "
-                   "(with --host-masks), or a dataset.json.")  # fmt: skip
+                   "(with --host-masks), or a dataset.json; the location's μ and σ are then "
+                   "measured on them unless the config's stats set it.")  # fmt: skip
 @click.option("--host-masks", multiple=True, help="Organ masks of the --hosts CTs.")
 @click.option("--organ-label", type=int, default=None,
               help="The organ's value in label-map masks (e.g. 5: liver in TotalSegmentator).")  # fmt: skip

@@ -31,9 +31,10 @@ def evaluate(pred, gt, out_dir, tumour_label, organ_label, tolerance_mm, quiet) 
     """Score predicted label maps PRED against the ground truth GT: tumour Dice and surface Dice,
     organ Dice, and lesion-wise sensitivity by equivalent radius with false positives per case.
 
-    PRED and GT are two label-map files or two folders of them, paired by file name (nnU-Net
-    style; a trailing _0000 is ignored). A prediction on another grid of the same region is
-    resampled onto the ground truth's.
+    PRED and GT are two label-map files or two folders of them, paired by case name as
+    tumorsynth predict names its outputs (the file name without its format and a trailing _0000,
+    other characters than letters, digits, _ and - as _). A prediction on another grid of the
+    same region is resampled onto the ground truth's.
     """
     report = evaluate_files(
         pred, gt, out_dir,

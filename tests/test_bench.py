@@ -17,19 +17,19 @@ from tumorsynth.bench import (
     derive_stats,
     fit_stats,
     load_bench_config,
-    load_model,
+    load_segmenter,
     run_robustness,
     shell_plan,
 )
 from tumorsynth.bench.attributes import (
     elongation,
-    equivalent_radius_mm,
     lesion_value,
+    shape_radius_mm,
     with_contrast,
     with_elongation,
     with_radius,
 )
-from tumorsynth.bench.cases import load_hosts, single_tumour_config, synthesize_case
+from tumorsynth.bench.cases import load_bench_hosts, single_tumour_config, synthesize_case
 from tumorsynth.bench.shells import FLOORS, grid_plan
 from tumorsynth.io import write_volume
 from tumorsynth.stages.shape import sample_shape
@@ -81,19 +81,19 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def host():
-    (h,) = load_hosts(None, margin_mm=20.0, phantom_seeds=(2000,), phantom_spacing_mm=3.0)
+    (h,) = load_bench_hosts(None, margin_mm=20.0, phantom_seeds=(2000,), phantom_spacing_mm=3.0)
     return h
 
 
 def test_setters_give_exact_values_and_keep_the_volume():
     cfg = single_tumour_config("liver")
     shape = sample_shape(np.random.default_rng(1), cfg.shape, "medium")
-    assert equivalent_radius_mm(with_radius(shape, 7.5)) == pytest.approx(7.5, rel=1e-12)
+    assert shape_radius_mm(with_radius(shape, 7.5)) == pytest.approx(7.5, rel=1e-12)
     assert elongation(with_radius(shape, 7.5)) == pytest.approx(elongation(shape), rel=1e-9)
     for ratio in (1.6, 2.5):
         longer = with_elongation(shape, ratio)
         assert elongation(longer) == pytest.approx(ratio, rel=1e-6)
-        assert equivalent_radius_mm(longer) == pytest.approx(equivalent_radius_mm(shape), 1e-12)
+        assert shape_radius_mm(longer) == pytest.approx(shape_radius_mm(shape), 1e-12)
     # a deformed tumour is elongated even on a ball: a lower ratio gives its least elongation
     assert 1.0 < elongation(with_elongation(shape, 1.0)) <= elongation(shape)
 
@@ -111,7 +111,7 @@ def test_elongation_is_what_a_voxel_mask_measures():
     out = ts.render(image, organ, 1.0, dataclasses.replace(params, lesions=(lesion,)))
     (found,) = measure_tumours(out.label, (1.0, 1.0, 1.0), out.image)
     assert found["shape"] == pytest.approx(1.8, abs=0.02)
-    assert found["size"] == pytest.approx(equivalent_radius_mm(lesion.shape), abs=0.1)
+    assert found["size"] == pytest.approx(shape_radius_mm(lesion.shape), abs=0.1)
     assert found["intensity"] == pytest.approx(lesion_value("intensity", lesion), abs=3.0)
 
 
@@ -208,9 +208,9 @@ def test_the_three_model_kinds_load_and_segment(tmp_path, models):
         tmp_path / "run" / "best.pt", {**meta, "model": build_network(cfg).state_dict()}
     )
     kinds = {
-        "torchscript": load_model(scripted, device="cpu"),
-        "checkpoint": load_model(ckpt, device="cpu"),
-        "callable": load_model(f"toy={models}:central_ball"),
+        "torchscript": load_segmenter(scripted, device="cpu"),
+        "checkpoint": load_segmenter(ckpt, device="cpu"),
+        "callable": load_segmenter(f"toy={models}:central_ball"),
     }
     for kind, model in kinds.items():
         assert model.kind == kind
@@ -262,12 +262,156 @@ def test_two_runs_give_the_same_tables(tmp_path, host):
         assert (tmp_path / "a" / file).read_text() == (tmp_path / "b" / file).read_text()
     rows = runs[0]["cases"]
     assert len(rows) == len(ATTRIBUTES) * 3 * 2
+    assert runs[0]["stats"]["location"]["source"] == "preset"  # a phantom host: not measured
     assert {r["attribute"] for r in rows} == set(ATTRIBUTES)
     size = runs[0]["summary"]["oracle"]["size"]["signed"]
     assert size["+1"]["dice"]["mean"] > 0.6  # in distribution, the oracle is good...
     assert size["-3"]["dice"]["mean"] < size["+1"]["dice"]["mean"] - 0.2  # ...not at 2 mm
     entry = size["+1"]["dice"]
     assert entry["lo"] <= entry["mean"] <= entry["hi"] and entry["n"] == 1
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_torchscript_in_hu_and_by_sliding_windows(tmp_path):
+    """``torchscript: {input: hu}`` feeds HU; ``patch_size`` runs the model on patches only, with
+    the same labels as a whole-volume call for a voxel-wise model."""
+    from tumorsynth.bench.models import run_model
+
+    class Cut(torch.nn.Module):
+        """Organ above ``cut``, tumour below (in what it is fed); refuses wider inputs than
+        ``max_side`` voxels."""
+
+        def __init__(self, cut: float, max_side: int):
+            super().__init__()
+            self.cut, self.max_side = cut, max_side
+
+        def forward(self, x):
+            if x.shape[2] > self.max_side:
+                raise RuntimeError("input wider than a patch")
+            organ = 20.0 * (x - self.cut)
+            return torch.cat([torch.zeros_like(x), organ, -organ], dim=1)
+
+    image = np.full((20, 18, 16), 120.0, np.float32)
+    image[5:12, 4:9, 6:10] = 20.0
+    expected = np.where(image > 70.0, 1, 2)
+
+    def segment(cut: float, max_side: int, torchscript: dict) -> np.ndarray:
+        path = tmp_path / f"cut_{cut:g}_{max_side}.ts"
+        torch.jit.script(Cut(cut, max_side)).save(str(path))
+        cfg = load_bench_config({"torchscript": torchscript}).torchscript
+        model = load_segmenter(path, device="cpu", torchscript=cfg)
+        return run_model(model, image, (3.0, 3.0, 3.0), "a test CT")
+
+    hu = {"input": "hu"}
+    assert (segment(70.0, 99, hu) == expected).all()
+    assert (segment(70.0, 99, {}) == 2).all()  # windowed to [0, 1] by default: all below 70
+    assert (segment(70.0, 8, {**hu, "patch_size": [8, 8, 8]}) == expected).all()
+    with pytest.raises(BenchmarkError, match="wider than a patch"):
+        segment(70.0, 8, hu)
+    windowed_cut = (70.0 + 21.0) / 210.0  # 70 HU in the default window, -21 to 189 HU
+    assert (segment(windowed_cut, 8, {"patch_size": [8, 8, 8]}) == expected).all()
+
+
+def _write_host_files(root, spacing_mm: float = 3.0):
+    """A healthy phantom (seed 2000) written as a CT and a 0/1 liver mask, as a user's CT is."""
+    from tumorsynth.phantom import make_phantom
+
+    case = make_phantom(seed=2000, spacing_mm=spacing_mm)
+    (root / "ct").mkdir(parents=True)
+    (root / "seg").mkdir()
+    write_volume(root / "seg" / "host.nii.gz", np.asarray(case.organ, np.uint8), case.spacing_mm)
+    return write_volume(root / "ct" / "host_0000.nii.gz", np.asarray(case.image), case.spacing_mm)
+
+
+def test_ct_hosts_from_the_cli_get_the_location_measured_on_them(tmp_path, models, capsys):
+    """--hosts with --host-masks, and a dataset.json: CT hosts, on which the location's μ and σ
+    are measured (not the phantoms' preset values) and said so, unless the config sets them."""
+    ct = _write_host_files(tmp_path)
+    dataset = tmp_path / "dataset.json"
+    dataset.write_text(json.dumps({
+        "labels": {"0": "background", "1": "liver"},
+        "training": [{"image": "ct/host_0000.nii.gz", "label": "seg/host.nii.gz"}],
+    }))  # fmt: skip
+    config = tmp_path / "bench.json"
+    config.write_text(json.dumps({**SMALL, "attributes": ["location"], "location_draws": 20}))
+    docs = {}
+    for name, hosts in {
+        "masks": ["--hosts", str(tmp_path / "ct"), "--host-masks", str(tmp_path / "seg")],
+        "dataset": ["--hosts", str(dataset)],
+    }.items():
+        main([
+            "bench", "robustness", "--model", f"{models}:nothing", *hosts, "--config",
+            str(config), "--out", str(tmp_path / name), "--cases-per-shell", "1", "--quiet",
+        ])  # fmt: skip
+        assert "measured on the 1 host(s)" in capsys.readouterr().err
+        docs[name] = json.loads((tmp_path / name / "robustness.json").read_text())
+        (host,) = docs[name]["settings"]["hosts"]
+        assert host["name"] == "host" and host["source"] == str(ct)
+        assert (
+            "measured: the config's tumours placed in this run's hosts"
+            in (tmp_path / name / "robustness.md").read_text()
+        )
+    location = docs["masks"]["stats"]["location"]
+    assert location["source"] == "measured" and location["n"] > 10
+    assert location["mu"] != ts.bench.stats.LOCATION_STATS["liver"].mu
+    assert docs["dataset"]["stats"] == docs["masks"]["stats"]  # the same host, the same draws
+    # the values the cases record lie in the first shell of the measured μ and σ
+    first = [r for r in docs["masks"]["cases"] if r["shell"] == 1]
+    for row in first:
+        lo, hi = sorted(location["mu"] + row["side"] * np.array([0.0, location["sigma"]]))
+        assert lo - 1.5 <= row["value"] <= hi + 1.5  # within half a 3 mm voxel
+    given = {"location": {"mu": 9.0, "sigma": 3.0}}
+    config.write_text(json.dumps({**SMALL, "attributes": ["location"], "stats": given}))
+    main([
+        "bench", "robustness", "--model", f"{models}:nothing", "--hosts", str(dataset),
+        "--config", str(config), "--out", str(tmp_path / "given"), "--cases-per-shell", "1",
+        "--quiet",
+    ])  # fmt: skip
+    doc = json.loads((tmp_path / "given" / "robustness.json").read_text())
+    assert doc["stats"]["location"] == {**given["location"], "n": None, "unit": "",
+                                        "source": "config"}  # fmt: skip
+
+
+def test_stats_file_named_in_a_config_is_read_beside_it(tmp_path, monkeypatch):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    stats = {"size": {"mu": 12.5, "sigma": 4.0, "n": 30, "unit": "mm", "source": "fitted"}}
+    (folder / "fitted.json").write_text(json.dumps({"stats": stats}))
+    (folder / "bench.yaml").write_text("stats: fitted.json\ncases_per_shell: 3\n")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not the config's folder
+    cfg = load_bench_config(folder / "bench.yaml")
+    assert cfg.stats["size"] == ts.bench.AttributeStats(12.5, 4.0, 30, "mm", "fitted")
+    assert cfg.cases_per_shell == 3
+    (folder / "bench.yaml").write_text("stats: missing.json\n")
+    with pytest.raises(ts.errors.ConfigError, match=r"missing\.json"):
+        load_bench_config(folder / "bench.yaml")
+
+
+def test_fit_stats_refuses_a_ct_on_another_grid(tmp_path):
+    """Same array shape, but another origin or voxel size: not the CT of that label map."""
+    from tumorsynth.errors import InputError
+
+    label = np.zeros((12, 12, 8), np.uint8)
+    label[2:10, 2:10, 1:7] = 1
+    label[4:7, 4:7, 3:5] = 2
+    image = np.where(label == 2, 40.0, 100.0).astype(np.float32)
+    spacing, origin = (2.0, 2.0, 3.0), (-11.0, -11.0, -10.5)
+    write_volume(tmp_path / "c.nii.gz", label, spacing, origin)
+    for name, (sp, org) in {
+        "same": (spacing, origin),
+        "moved": (spacing, (-1.0, -11.0, -10.5)),
+        "finer": ((1.0, 1.0, 3.0), origin),
+    }.items():
+        (tmp_path / name).mkdir()
+        write_volume(tmp_path / name / "c_0000.nii.gz", image, sp, org)
+        args = ([tmp_path / "c.nii.gz"], tmp_path / f"{name}.json")
+        if name == "same":
+            doc = fit_stats(*args, images=[tmp_path / name], progress=False)
+            assert doc["stats"] == {} and doc["fitted_from"]["n_tumours"] == 1  # one: no spread
+        else:
+            with pytest.raises(InputError, match="not on one grid"):
+                fit_stats(*args, images=[tmp_path / name], progress=False)
 
 
 def test_cli_end_to_end(tmp_path, models, capsys):

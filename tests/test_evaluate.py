@@ -25,6 +25,7 @@ from tumorsynth.evaluate import (
     summarise,
     surface_dice,
 )
+from tumorsynth.evaluate.report import csv_text
 from tumorsynth.io import RAS_DIRECTION, write_volume
 
 SPACING = (0.8, 1.0, 2.5)  # anisotropic on purpose
@@ -236,6 +237,30 @@ def test_pairing_by_name(folders):
         ("case_000", "case_000.nii.gz", "case_000.nii.gz"),
         ("case_001", "case_001_0000.nrrd", "case_001.nii.gz"),
     ]
+
+
+def test_a_prediction_named_by_tumorsynth_predict_pairs_with_its_ground_truth(tmp_path):
+    """``tumorsynth predict`` names its outputs with the sources naming (``case.01_0000.nii.gz``
+    -> ``case_01.nii.gz``); evaluate pairs them by the same rules."""
+    from tumorsynth.sources import _names, case_name
+
+    gt, pred = tmp_path / "labelsTs", tmp_path / "predictions"
+    gt.mkdir(), pred.mkdir()
+    write_volume(gt / "case.01.nii.gz", label_map(), SPACING)
+    (name,) = _names([tmp_path / "imagesTs" / "case.01_0000.nii.gz"], strip_channel=True)
+    write_volume(pred / f"{name}.nii.gz", label_map(), SPACING)  # as predict_files names it
+    assert name == "case_01" == case_name(gt / "case.01.nii.gz")
+    assert [(n, p.name, g.name) for n, p, g in pair_files(pred, gt)] == [
+        ("case_01", "case_01.nii.gz", "case.01.nii.gz")
+    ]
+    report = evaluate_files(pred, gt, tmp_path / "out", progress=False)
+    assert report.cases["case_01"].dice == 1.0
+
+
+def test_csv_text_cells():
+    rows = [{"case": "a,b", "dice": 1 / 3, "hit": True, "fp": 0, "nsd": None, "extra": 1}]
+    text = csv_text(rows, ["case", "dice", "hit", "fp", "nsd"])
+    assert text == 'case,dice,hit,fp,nsd\n"a,b",0.333333,true,0,\n'
 
 
 def expect_error(argv: list[str], capsys, *needles: str) -> None:

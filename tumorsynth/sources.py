@@ -25,6 +25,7 @@ from tumorsynth.io import image_suffix, source_sha256
 __all__ = [
     "LoadedSource",
     "Source",
+    "case_name",
     "dataset_json_sources",
     "expand_paths",
     "load_source",
@@ -145,6 +146,17 @@ def _names(paths: Sequence[Path], strip_channel: bool) -> list[str]:
             return names
     dupes = sorted({str(p) for p, n in zip(paths, names, strict=True) if names.count(n) > 1})
     raise InputError(f"inputs appear twice: {', '.join(dupes[:4])}")
+
+
+def case_name(path: str | Path, strip_channel: bool = True) -> str:
+    """The case name of one file, as ``tumorsynth predict`` and ``generate`` name it: the stem
+    without its image ending (and nnU-Net's ``_0000``), other characters than letters, digits,
+    ``_`` and ``-`` replaced by ``_``.
+
+    >>> case_name("imagesTs/case.01_0000.nii.gz")
+    'case_01'
+    """
+    return _names([Path(path)], strip_channel)[0]
 
 
 def pair_sources(

@@ -4,7 +4,8 @@ training distribution one shell at a time (Hu et al., CVPR 2023, Fig. 6).
 - :mod:`~tumorsynth.bench.attributes`: the five attributes (shape, size, texture, intensity,
   location), one scalar each, and how the engine is told them;
 - :mod:`~tumorsynth.bench.stats`: their :math:`\mu` and :math:`\sigma`, derived from the synthesis
-  config; :mod:`~tumorsynth.bench.fit`: measured on labelled CT (``tumorsynth fit-stats``);
+  config (the location measured on the hosts when they are CT); :mod:`~tumorsynth.bench.fit`:
+  measured on labelled CT (``tumorsynth fit-stats``);
 - :mod:`~tumorsynth.bench.shells`: the shells and the plan of test cases;
 - :mod:`~tumorsynth.bench.cases`: hosts and the synthesis of one test case;
 - :mod:`~tumorsynth.bench.models`: checkpoints, TorchScript files and callables as segmenters;
@@ -21,7 +22,7 @@ from __future__ import annotations
 from tumorsynth.bench.attributes import ATTRIBUTES, FLOORS, UNITS, lesion_value
 from tumorsynth.bench.config import BenchConfig, load_bench_config
 from tumorsynth.bench.fit import fit_stats, measure_tumours
-from tumorsynth.bench.models import BenchmarkError, Model, load_model, load_models
+from tumorsynth.bench.models import BenchmarkError, Model, load_segmenter, load_segmenters
 from tumorsynth.bench.robustness import RobustnessReport, run_robustness
 from tumorsynth.bench.shells import SHELLS, SIGNED_SHELLS, shell_plan, shell_value
 from tumorsynth.bench.stats import AttributeStats, derive_stats, measure_location_stats
@@ -41,8 +42,8 @@ __all__ = [
     "fit_stats",
     "lesion_value",
     "load_bench_config",
-    "load_model",
-    "load_models",
+    "load_segmenter",
+    "load_segmenters",
     "measure_location_stats",
     "measure_tumours",
     "run_robustness",

@@ -39,7 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from tumorsynth.params import LesionParams
-from tumorsynth.stages.shape import ShapeParams, sh_basis
+from tumorsynth.stages.shape import _MIN_RADIAL, ShapeParams, sh_basis
 
 __all__ = [
     "ATTRIBUTES",
@@ -48,9 +48,9 @@ __all__ = [
     "core_contrast_hu",
     "depth_at",
     "elongation",
-    "equivalent_radius_mm",
     "lesion_value",
     "organ_depth_mm",
+    "shape_radius_mm",
     "unit_covariances",
     "with_contrast",
     "with_elongation",
@@ -60,7 +60,6 @@ __all__ = [
 
 #: The attributes, in the column order of the reference's Fig. 6.
 ATTRIBUTES = ("shape", "size", "texture", "intensity", "location")
-MIN_RADIAL = 0.2  # the shape stage's floor of the radial function (stages.shape._MIN_RADIAL)
 #: Unit of each attribute's scalar.
 UNITS = {"shape": "ratio", "size": "mm", "texture": "mm", "intensity": "HU", "location": "mm"}
 #: Smallest value of each attribute; shell values below it are clipped to it (location: one voxel,
@@ -74,12 +73,13 @@ FLOORS: dict[str, float | None] = {
 }
 
 
-def equivalent_radius_mm(shape: ShapeParams) -> float:
-    r"""Equivalent radius :math:`(abc)^{1/3}` of a tumour shape, mm.
+def shape_radius_mm(shape: ShapeParams) -> float:
+    r"""Equivalent radius :math:`(abc)^{1/3}` of a tumour shape, mm (from its params; for a voxel
+    mask's volume see :func:`tumorsynth.evaluate.metrics.equivalent_radius_mm`).
 
     >>> from tumorsynth.stages.shape import ShapeParams
     >>> s = ShapeParams("medium", (8.0, 16.0, 32.0), (1.0, 0.0, 0.0, 0.0), (0.0,) * 15)
-    >>> round(equivalent_radius_mm(s), 9), round(elongation(s), 3)
+    >>> round(shape_radius_mm(s), 9), round(elongation(s), 3)
     (16.0, 4.0)
     """
     return float(np.prod(shape.semi_axes_mm)) ** (1.0 / 3.0)
@@ -90,7 +90,7 @@ def with_radius(shape: ShapeParams, radius_mm: float) -> ShapeParams:
     relative deformation kept, hence its elongation)."""
     if not radius_mm > 0:
         raise ValueError(f"a radius must be positive, got {radius_mm!r} mm")
-    scale = float(radius_mm) / equivalent_radius_mm(shape)
+    scale = float(radius_mm) / shape_radius_mm(shape)
     axes = tuple(float(a * scale) for a in shape.semi_axes_mm)
     return dataclasses.replace(shape, semi_axes_mm=axes)
 
@@ -113,7 +113,7 @@ def unit_covariances(deform: np.ndarray) -> np.ndarray:
     returns (..., 3, 3). The tumour's covariance in mm is :math:`Q D C D Q^\top`."""
     u, basis = _sphere()
     beta = np.asarray(deform, dtype=np.float64)
-    radial = np.maximum(1.0 + beta @ basis.T, MIN_RADIAL)  # (..., n)
+    radial = np.maximum(1.0 + beta @ basis.T, _MIN_RADIAL)  # (..., n)
     volume = (radial**3 / 3.0).mean(axis=-1)
     first = (radial**4 / 4.0) @ u / u.shape[0] / volume[..., None]
     outer = (u[:, :, None] * u[:, None, :]).reshape(-1, 9)
@@ -225,7 +225,7 @@ def lesion_value(
     if attribute == "shape":
         return elongation(lesion.shape)
     if attribute == "size":
-        return equivalent_radius_mm(lesion.shape)
+        return shape_radius_mm(lesion.shape)
     if attribute == "texture":
         return float(lesion.texture.grain_sigma_mm)
     if attribute == "intensity":

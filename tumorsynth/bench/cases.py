@@ -35,9 +35,9 @@ import numpy as np
 
 from tumorsynth.backend import get_backend
 from tumorsynth.bench.attributes import (
-    equivalent_radius_mm,
     lesion_value,
     organ_depth_mm,
+    shape_radius_mm,
     with_contrast,
     with_elongation,
     with_grain,
@@ -61,7 +61,7 @@ __all__ = [
     "Host",
     "TestCase",
     "crop_to_organ",
-    "load_hosts",
+    "load_bench_hosts",
     "make_host",
     "single_tumour_config",
     "synthesize_case",
@@ -94,6 +94,12 @@ class Host:
     case: Case
     depth_mm: np.ndarray
     box: tuple[slice, ...]
+
+    @property
+    def is_phantom(self) -> bool:
+        """Whether the host is a built-in phantom (:func:`tumorsynth.phantom.make_phantom` names
+        its source ``phantom(seed=N)``)."""
+        return str(self.case.source or "").startswith("phantom(seed=")
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,7 +183,7 @@ def _replace_shape(
     if centre is None:
         raise PlacementError(
             f"{host.name}: no room for a tumour of equivalent radius "
-            f"{equivalent_radius_mm(shape):.1f} mm"
+            f"{shape_radius_mm(shape):.1f} mm"
         )
     mean_r = float(np.mean(shape.semi_axes_mm))
     return dataclasses.replace(
@@ -305,7 +311,7 @@ def synthesize_case(host: Host, config: SynthConfig, spec: CaseSpec, seed: int) 
     )
 
 
-def load_hosts(
+def load_bench_hosts(
     sources: Sequence[Any] | None,
     *,
     margin_mm: float | None,

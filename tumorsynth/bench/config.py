@@ -41,7 +41,10 @@ class BenchConfig:
         Size class of the one in-distribution tumour per case.
     stats : dict of str to AttributeStats
         :math:`\\mu` and :math:`\\sigma` per attribute, replacing those derived from ``synthesis``
-        (see :mod:`tumorsynth.bench.stats`).
+        (see :mod:`tumorsynth.bench.stats`) or, for the location, measured on CT hosts.
+    location_draws : int
+        Tumours drawn per host to measure the location's :math:`\\mu` and :math:`\\sigma` on CT
+        hosts (not on the phantoms, nor when ``stats`` sets the location).
     attributes : tuple of str
         The attributes to vary (all five by default).
     cases_per_shell : int
@@ -72,6 +75,7 @@ class BenchConfig:
     synthesis: str | dict[str, Any] = "liver"
     size_class: str = "medium"
     stats: dict[str, AttributeStats] = field(default_factory=dict)
+    location_draws: int = 200
     attributes: tuple[str, ...] = ATTRIBUTES
     cases_per_shell: int = 10
     grid_cases_per_cell: int = 1
@@ -92,6 +96,8 @@ class BenchConfig:
             raise ConfigError(f"unknown attribute(s) {bad}; the attributes are {ATTRIBUTES}")
         if self.cases_per_shell < 1 or self.grid_cases_per_cell < 0:
             raise ConfigError("cases_per_shell must be >= 1 and grid_cases_per_cell >= 0")
+        if self.location_draws < 1:
+            raise ConfigError("location_draws must be >= 1")
         if not self.phantom_seeds or self.phantom_spacing_mm <= 0:
             raise ConfigError("phantom_seeds must not be empty and phantom_spacing_mm positive")
         if self.tolerance_mm < 0 or self.bootstrap_resamples < 0:

@@ -1,7 +1,7 @@
 """Heat maps of the robustness benchmark: Dice by attribute and shell, and over size x intensity.
 
 Drawn with matplotlib's object-oriented API on its Agg canvas (no pyplot, so the caller's backend
-and figures are left alone), as :mod:`tumorsynth.evaluate.figure`.
+and figures are left alone), as :mod:`tumorsynth.evaluate.figure`, whose import guard it uses.
 """
 
 from __future__ import annotations
@@ -14,25 +14,14 @@ import numpy as np
 from tumorsynth.bench.attributes import UNITS
 from tumorsynth.bench.shells import SIGNED_SHELLS, shell_label, shell_range
 from tumorsynth.bench.stats import AttributeStats
-from tumorsynth.errors import TumorSynthError
+from tumorsynth.evaluate.figure import require_matplotlib
 from tumorsynth.io import write_atomic
 
-__all__ = ["require_matplotlib", "write_grid_heatmap", "write_shell_heatmap"]
-
-
-def require_matplotlib():
-    """matplotlib's ``Figure``, or a :class:`TumorSynthError` saying how to install it."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        raise TumorSynthError(
-            f"the heat maps need matplotlib ({err}); `pip install 'tumorsynth[train]'`"
-        ) from None
-    return Figure
+__all__ = ["write_grid_heatmap", "write_shell_heatmap"]
 
 
 def _figure(size: tuple[float, float]):
-    return require_matplotlib()(figsize=size, dpi=110, layout="constrained")
+    return require_matplotlib("the heat map")(figsize=size, dpi=110, layout="constrained")
 
 
 def _save(fig, path: Path) -> Path:

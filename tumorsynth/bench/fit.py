@@ -25,21 +25,22 @@ files. The output is a benchmark config (``{"stats": ...}``) for ``tumorsynth be
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
 from tqdm.auto import tqdm
 
 from tumorsynth import __version__
 from tumorsynth.bench.attributes import ATTRIBUTES, UNITS, organ_depth_mm
+from tumorsynth.case_io import _grid_text, _same_grid
 from tumorsynth.errors import InputError
 from tumorsynth.evaluate.metrics import lesions
-from tumorsynth.io import read_volume, write_text_atomic
+from tumorsynth.evaluate.report import csv_text
+from tumorsynth.io import _to_array, read_image, write_text_atomic
 
 __all__ = ["MEASURED", "fit_stats", "measure_tumours"]
 
@@ -142,6 +143,11 @@ def measure_tumours(
     return out
 
 
+def _grid(image: sitk.Image) -> str:
+    origin = ", ".join(f"{o:.1f}" for o in image.GetOrigin())
+    return f"{_grid_text(image)}, origin ({origin}) mm"
+
+
 def _inputs(labels: Sequence[str | Path], images: Sequence[str | Path] | None):
     """(label path, image path or None) pairs: an nnU-Net or MSD dataset folder (``labelsTr``,
     ``imagesTr``), or label files with optional CTs paired by name or order."""
@@ -190,7 +196,8 @@ def fit_stats(
         The stats file (JSON), a benchmark config; ``<stem>_tumours.csv`` is written beside it.
     images : sequence of str or Path, optional
         The CTs, paired with the labels by name (``case_0000.nii.gz`` with ``case.nii.gz``) or in
-        order; without them the intensity is not measured.
+        order, each on the grid of its label map (size, voxel size, origin and orientation);
+        without them the intensity is not measured.
     tumour_label, organ_label : int
     min_voxels : int
         Smaller components are left out.
@@ -204,23 +211,24 @@ def fit_stats(
     Raises
     ------
     InputError
-        Unreadable or unpaired files, a CT on another grid than its label map, or no tumour.
+        Unreadable or unpaired files, a CT on another grid than its label map (another size,
+        voxel size, origin or orientation), or no tumour.
     """
     pairs = _inputs(labels, images)
     rows: list[dict] = []
     for label_path, image_path in tqdm(pairs, desc="fit-stats", unit="file", disable=not progress):
-        vol = read_volume(label_path)
+        label_image = read_image(label_path)  # measured on its own grid
         image = None
         if image_path is not None:
-            ct = read_volume(image_path)
-            if ct.array.shape != vol.array.shape:
+            ct = read_image(image_path)
+            if not _same_grid(ct, label_image):  # size, spacing, origin and direction
                 raise InputError(
-                    f"{image_path} ({ct.array.shape}) and its label map {label_path} "
-                    f"({vol.array.shape}) are not on one grid"
+                    f"{image_path} ({_grid(ct)}) and its label map {label_path} "
+                    f"({_grid(label_image)}) are not on one grid; resample one onto the other"
                 )
-            image = ct.array
+            image = _to_array(ct)
         found = measure_tumours(
-            vol.array, vol.spacing_mm, image,
+            _to_array(label_image), label_image.GetSpacing(), image,
             tumour_label=tumour_label, organ_label=organ_label, min_voxels=min_voxels,
         )  # fmt: skip
         rows += [{"file": str(label_path), **r} for r in found]
@@ -250,10 +258,6 @@ def fit_stats(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     columns = ["file", "component", "n_voxels", *MEASURED]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({k: ("" if r[k] is None else r[k]) for k in columns} for r in rows)
-    write_text_atomic(out.with_name(f"{out.stem}_tumours.csv"), buffer.getvalue())
+    write_text_atomic(out.with_name(f"{out.stem}_tumours.csv"), csv_text(rows, columns))
     write_text_atomic(out, json.dumps(doc, indent=2, allow_nan=False) + "\n")
     return doc

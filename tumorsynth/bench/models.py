@@ -6,9 +6,11 @@ callable, each turned into ``predict(image_hu, spacing_mm) -> labels``.
   sliding windows.
 - **TorchScript** (``torch.jit.save``): called on a (1, 1, X, Y, Z) float32 tensor, by default the
   CT windowed to [0, 1] (``torchscript.input: windowed``, ``window_hu`` -21 to 189 HU, the
-  reference's) or in HU (``input: hu``); on the whole crop at once, or by sliding windows of
-  ``torchscript.patch_size`` with Gaussian blending (MONAI). It may return logits (1, C, X, Y, Z),
-  taken by argmax over C, or labels of shape (1, 1, X, Y, Z), (1, X, Y, Z) or (X, Y, Z).
+  reference's) or in HU (``input: hu``). On the whole crop at once it may return logits
+  (1, C, X, Y, Z), taken by argmax over C, or labels of shape (1, 1, X, Y, Z), (1, X, Y, Z) or
+  (X, Y, Z). With ``torchscript.patch_size`` it is run by sliding windows with Gaussian blending,
+  as :func:`tumorsynth.predict.predict_volume` runs a checkpoint (MONAI's
+  ``sliding_window_inference``), and must return logits (1, C, X, Y, Z).
 - **Callable** ``module:function`` (an importable module or a ``.py`` file) or any Python callable:
   ``function(image_hu, spacing_mm)`` with a (X, Y, Z) float32 array in HU and a tuple of 3 mm
   values, returning a (X, Y, Z) label array (NumPy, or a torch tensor).
@@ -34,7 +36,14 @@ import numpy as np
 
 from tumorsynth.errors import InputError, TumorSynthError
 
-__all__ = ["BenchmarkError", "Model", "TorchScriptConfig", "load_model", "load_models", "run_model"]
+__all__ = [
+    "BenchmarkError",
+    "Model",
+    "TorchScriptConfig",
+    "load_segmenter",
+    "load_segmenters",
+    "run_model",
+]
 
 Predict = Callable[[np.ndarray, tuple[float, float, float]], Any]
 _GENERIC_STEMS = {"best", "last", "model", "checkpoint", "final"}
@@ -55,7 +64,8 @@ class TorchScriptConfig:
     window_hu : tuple of 2 float
         The window, HU.
     patch_size : tuple of 3 int or None
-        Sliding-window size in voxels (None: the whole crop in one call).
+        Sliding-window size in voxels (None: the whole crop in one call); the model must then
+        return logits.
     overlap : float
         Sliding-window overlap.
     """
@@ -109,23 +119,30 @@ def _as_labels(out: Any) -> Any:
 def _torchscript(path: Path, cfg: TorchScriptConfig, device: str) -> Predict:
     import torch
 
+    from tumorsynth.predict import predict_volume
+    from tumorsynth.train.data import window
+
     try:
         with warnings.catch_warnings():  # recent torch deprecates TorchScript, which we read
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(path), map_location=device).eval()
     except Exception as err:
         raise InputError(f"{path}: cannot load the TorchScript model ({err})") from None
-    lo, hi = cfg.window_hu
 
     @torch.no_grad()
     def predict(image_hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> Any:
-        x = torch.from_numpy(np.ascontiguousarray(image_hu, dtype=np.float32))[None, None]
-        x = x.to(device)
+        image = np.ascontiguousarray(image_hu, dtype=np.float32)
+        if cfg.patch_size is not None and cfg.input == "windowed":  # as tumorsynth predict does
+            return predict_volume(
+                module, image, patch_size=cfg.patch_size, window_hu=cfg.window_hu, device=device,
+                overlap=cfg.overlap,
+            )  # fmt: skip
+        x = torch.from_numpy(image)[None, None].to(device)
         if cfg.input == "windowed":
-            x = ((x - lo) / (hi - lo)).clamp_(0.0, 1.0)
+            x = window(x, cfg.window_hu)
         if cfg.patch_size is None:
             out = module(x)
-        else:
+        else:  # HU input: predict_volume would window it, so MONAI is called as it calls it
             from monai.inferers import sliding_window_inference
 
             out = sliding_window_inference(
@@ -171,14 +188,14 @@ def _default_name(path: Path) -> str:
     return f"{parents[0]}/{path.stem}" if parents else path.stem
 
 
-def load_model(
+def load_segmenter(
     spec: str | Path | Predict,
     *,
     name: str | None = None,
     device: str = "auto",
     torchscript: TorchScriptConfig | None = None,
 ) -> Model:
-    """Load one model.
+    """Load one segmenter (not :func:`tumorsynth.train.load_model`, which loads a network).
 
     Parameters
     ----------
@@ -227,7 +244,7 @@ def load_model(
     )
 
 
-def load_models(
+def load_segmenters(
     specs: Sequence[str | Path | Predict] | dict[str, str | Path | Predict],
     *,
     device: str = "auto",
@@ -239,7 +256,7 @@ def load_models(
         raise InputError("no model to benchmark: give at least one --model")
     models, seen = [], {}
     for name, spec in items:
-        model = load_model(spec, name=name, device=device, torchscript=torchscript)
+        model = load_segmenter(spec, name=name, device=device, torchscript=torchscript)
         count = seen[model.name] = seen.get(model.name, 0) + 1
         if count > 1:
             model = Model(f"{model.name}#{count}", model.kind, model.source, model.predict)

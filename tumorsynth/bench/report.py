@@ -6,8 +6,6 @@ and only after every case has been scored: a failed run leaves no report behind.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -16,6 +14,7 @@ from pathlib import Path
 from tumorsynth.bench.attributes import UNITS
 from tumorsynth.bench.shells import SHELLS, SIGNED_SHELLS, shell_label, shell_range
 from tumorsynth.bench.stats import AttributeStats
+from tumorsynth.evaluate.report import csv_text
 from tumorsynth.io import write_text_atomic
 
 __all__ = ["CASE_COLUMNS", "GRID_COLUMNS", "markdown_table", "write_reports"]
@@ -28,28 +27,20 @@ GRID_COLUMNS = (
     "model", "size_shell", "intensity_shell", "case", "host", "seed", "size", "intensity",
     "dice", "nsd", "detected", "fp", "tumour_voxels", "tumour_radius_mm",
 )  # fmt: skip
+#: What each source of the stats means, for ``robustness.md``.
+_SOURCES = {
+    "derived": "a Monte Carlo of the synthesis config's laws",
+    "preset": "the preset's tumours placed in the phantom hosts 2000-2003 at 1 mm",
+    "measured": "the config's tumours placed in this run's hosts",
+    "fitted": "measured on labelled CT by tumorsynth fit-stats",
+    "config": "set in the benchmark config",
+}
 _TABLES = (
     ("dice", "Tumour Dice (%)", 100.0),
     ("nsd", "Tumour NSD (%)", 100.0),
     ("sensitivity", "Lesion sensitivity (%)", 100.0),
     ("fp_per_case", "False positives per case", 1.0),
 )
-
-
-def _cell(value) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
-
-
-def _csv(columns: Sequence[str], rows: Sequence[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({k: _cell(r[k]) for k in columns} for r in rows)
-    return buffer.getvalue()
 
 
 def _number(entry: dict, scale: float, interval: bool = False) -> str:
@@ -122,6 +113,10 @@ def _markdown(result: dict, stats: dict[str, AttributeStats]) -> str:
             parts += ["", "## Tumour Dice (%), 95 % intervals", ""]
             parts.append(markdown_table(result["summary"], attributes, metric, scale, True))
     parts += ["", "## Shells", "", _ranges_table(stats, attributes), ""]
+    sources = dict.fromkeys(stats[a].source or "config" for a in attributes)
+    notes = [f"{src}: {_SOURCES[src]}" for src in sources if src in _SOURCES]
+    if notes:
+        parts += [f"Sources of μ and σ: {'; '.join(notes)}.", ""]
     return "\n".join(parts)
 
 
@@ -157,11 +152,11 @@ def write_reports(out_dir: Path, result: dict, stats: dict[str, AttributeStats])
                 out_dir / f"grid_{slug}.png", model, result["grid_summary"][model], stats
             )
     files["cases_csv"] = write_text_atomic(
-        out_dir / "cases.csv", _csv(CASE_COLUMNS, result["cases"])
+        out_dir / "cases.csv", csv_text(result["cases"], CASE_COLUMNS)
     )
     if result["grid_cases"]:
         files["grid_csv"] = write_text_atomic(
-            out_dir / "grid.csv", _csv(GRID_COLUMNS, result["grid_cases"])
+            out_dir / "grid.csv", csv_text(result["grid_cases"], GRID_COLUMNS)
         )
     files["markdown"] = write_text_atomic(out_dir / "robustness.md", _markdown(result, stats))
     files["json"] = write_text_atomic(

@@ -29,17 +29,23 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tumorsynth import __version__
-from tumorsynth.bench.cases import Host, TestCase, load_hosts, make_host, single_tumour_config
+from tumorsynth.bench.cases import (
+    Host,
+    TestCase,
+    load_bench_hosts,
+    make_host,
+    single_tumour_config,
+)
 from tumorsynth.bench.cases import synthesize_case as _synthesize_case
 from tumorsynth.bench.config import BenchConfig, load_bench_config
-from tumorsynth.bench.figures import require_matplotlib
-from tumorsynth.bench.models import Model, load_models, run_model
+from tumorsynth.bench.models import Model, load_segmenters, run_model
 from tumorsynth.bench.report import write_reports
 from tumorsynth.bench.shells import SIGNED_SHELLS, grid_plan, shell_label, shell_plan, shell_range
-from tumorsynth.bench.stats import resolve_stats
+from tumorsynth.bench.stats import AttributeStats, measure_location_stats, resolve_stats
 from tumorsynth.bench.summary import summarise_grid, summarise_shells
 from tumorsynth.case import Case
-from tumorsynth.config import load_config
+from tumorsynth.config import SynthConfig, load_config
+from tumorsynth.evaluate.figure import require_matplotlib
 from tumorsynth.evaluate.metrics import equivalent_radius_mm, evaluate_case
 from tumorsynth.predict import keep_largest_organ
 from tumorsynth.sources import Source
@@ -68,7 +74,7 @@ class RobustnessReport:
 
 def _hosts(hosts: Any, cfg: BenchConfig) -> list[Host]:
     if hosts is None or (isinstance(hosts, str) and hosts == "phantom"):
-        return load_hosts(
+        return load_bench_hosts(
             None,
             margin_mm=cfg.crop_margin_mm,
             phantom_seeds=cfg.phantom_seeds,
@@ -81,10 +87,30 @@ def _hosts(hosts: Any, cfg: BenchConfig) -> list[Host]:
         elif isinstance(h, Case):
             out.append(make_host(h.source, h, cfg.crop_margin_mm))
         elif isinstance(h, Source):
-            out += load_hosts([h], margin_mm=cfg.crop_margin_mm)
+            out += load_bench_hosts([h], margin_mm=cfg.crop_margin_mm)
         else:
             raise TypeError(f"a host is a Source, a Case or a Host, got {type(h).__name__}")
     return out
+
+
+def _stats(
+    cfg: BenchConfig, synth: SynthConfig, single: SynthConfig, hosts: Sequence[Host]
+) -> dict[str, AttributeStats]:
+    """μ and σ per attribute: the config's ``stats``, else derived from the synthesis config; the
+    location measured on the hosts when any is not a phantom (the preset's value describes the
+    phantoms)."""
+    overrides = {
+        k: v if v.source else dataclasses.replace(v, source="config") for k, v in cfg.stats.items()
+    }
+    if "location" not in overrides and not all(h.is_phantom for h in hosts):
+        location = measure_location_stats(hosts, single, cfg.location_draws)
+        log.info(
+            "note: the location's mu and sigma were measured on the %d host(s): %.3g +- %.3g mm "
+            "(%d tumours; set stats.location to give them)",
+            len(hosts), location.mu, location.sigma, location.n,
+        )  # fmt: skip
+        overrides["location"] = location
+    return resolve_stats(synth, overrides)
 
 
 def _where(case: TestCase) -> str:
@@ -162,13 +188,16 @@ def run_robustness(
     ----------
     models : sequence or dict
         Checkpoints, TorchScript files, ``module:function`` strings or callables
-        (:func:`~tumorsynth.bench.models.load_model`); a dict names them.
+        (:func:`~tumorsynth.bench.models.load_segmenter`); a dict names them.
     out_dir : str or Path
         Folder for ``cases.csv``, ``grid.csv``, ``robustness.json``, ``robustness.md``,
         ``heatmap_<model>.png`` and ``grid_<model>.png``; written only when every case is scored.
     hosts : sequence, "phantom" or None
         Healthy hosts: :class:`~tumorsynth.sources.Source` objects (CT with organ mask), cases, or
-        the built-in phantoms of the config (default).
+        the built-in phantoms of the config (default). Unless the config's ``stats`` sets the
+        location, its μ and σ are measured on CT hosts (``location_draws`` tumours per host,
+        source ``measured`` in ``robustness.json`` and ``robustness.md``); the phantoms use the
+        preset's (:data:`~tumorsynth.bench.stats.LOCATION_STATS`).
     config : str, Path, dict, BenchConfig or None
         Benchmark settings (:class:`~tumorsynth.bench.config.BenchConfig`).
     cases_per_shell : int, optional
@@ -191,18 +220,15 @@ def run_robustness(
     InputError, ConfigError, PlacementError
         Bad models, hosts or settings, or hosts with no room for the test tumours.
     """
-    require_matplotlib()  # before the work, not after it
+    require_matplotlib("the heat map")  # before the work, not after it
     cfg = load_bench_config(config)
     if cases_per_shell is not None:
         cfg = dataclasses.replace(cfg, cases_per_shell=int(cases_per_shell))
     synth = load_config(cfg.synthesis)
     single = single_tumour_config(synth, cfg.size_class)
-    overrides = {
-        k: v if v.source else dataclasses.replace(v, source="config") for k, v in cfg.stats.items()
-    }
-    stats = resolve_stats(synth, overrides)
-    loaded = load_models(models, device=device, torchscript=cfg.torchscript)
+    loaded = load_segmenters(models, device=device, torchscript=cfg.torchscript)
     host_list = _hosts(hosts, cfg)
+    stats = _stats(cfg, synth, single, host_list)
     plan = shell_plan(stats, cfg.cases_per_shell, seed, cfg.attributes)
     grid = grid_plan(stats, cfg.grid_cases_per_cell, seed)
     rows, grid_rows = [], []

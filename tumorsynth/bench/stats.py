@@ -14,9 +14,10 @@ By default they describe what the synthesis config draws, per tumour:
   -55.1 ± 12.2 HU.
 - **location** depends on the host organ, not only on the config: :data:`LOCATION_STATS` holds
   the depth of a medium tumour's centre as each preset places it in the benchmark's phantom hosts
-  (seeds 2000-2003 at 1 mm, 800 draws: liver 17.6 ± 7.25 mm, syntumor 14.6 ± 9.26 mm;
-  :func:`measure_location_stats` measures it on other hosts). A config that is not a preset uses
-  the ``liver`` value, with a note.
+  (seeds 2000-2003 at 1 mm, 800 draws: liver 17.6 ± 7.25 mm, syntumor 14.6 ± 9.26 mm). A config
+  that is not a preset uses the ``liver`` value, with a note. On other hosts (CT),
+  :func:`~tumorsynth.bench.run_robustness` measures it on them instead
+  (:func:`measure_location_stats`, source ``measured``).
 
 Any of them can be overridden in the benchmark config (``stats: {size: {mu: 12, sigma: 6}}``),
 for instance with what ``tumorsynth fit-stats`` measured on labelled CT.
@@ -68,7 +69,8 @@ class AttributeStats:
     unit : str
         Informational.
     source : str
-        Where they come from (informational): ``derived``, ``preset``, ``fitted``, ``config``.
+        Where they come from (informational): ``derived``, ``preset``, ``measured`` (on the
+        benchmark's hosts), ``fitted``, ``config``.
     """
 
     mu: float
@@ -107,27 +109,8 @@ def _class_weights(cfg: SynthConfig) -> dict[str, float]:
     return {name: w / norm for name, w in weights.items() if w > 0}
 
 
-def derive_stats(config: Any = "liver") -> dict[str, AttributeStats]:
-    """Mean and standard deviation of shape, size, texture and intensity per tumour, as a synthesis
-    config draws them, and of the location from :data:`LOCATION_STATS`.
-
-    Parameters
-    ----------
-    config : str, path, dict or SynthConfig
-        The synthesis config (see :func:`tumorsynth.load_config`).
-
-    Returns
-    -------
-    dict of str to AttributeStats
-        One entry per attribute of :data:`~tumorsynth.bench.attributes.ATTRIBUTES`.
-
-    Examples
-    --------
-    >>> s = derive_stats("liver")["size"]
-    >>> round(s.mu, 1), round(s.sigma, 1)
-    (10.5, 8.4)
-    """
-    cfg = load_config(config)
+def _derived(cfg: SynthConfig) -> dict[str, AttributeStats]:
+    """Shape, size, texture and intensity as ``cfg`` draws them (see the module's notes)."""
     rng = np.random.default_rng(_SEED)
     weights = _class_weights(cfg)
     names = list(weights)
@@ -162,43 +145,95 @@ def derive_stats(config: Any = "liver") -> dict[str, AttributeStats]:
             sigma = max(abs(float(np.mean(v))) * 0.1, 1e-3)
             log.info("note: %s is fixed by the config; sigma set to %.3g", name, sigma)
         out[name] = AttributeStats(float(np.mean(v)), sigma, len(v), UNITS[name], "derived")
+    return out
+
+
+def _preset_location(cfg: SynthConfig) -> AttributeStats:
+    """The location of :data:`LOCATION_STATS` for ``cfg`` (the liver's for a non-preset, noted)."""
     if cfg.name in LOCATION_STATS:
-        out["location"] = LOCATION_STATS[cfg.name]
-    else:
-        log.info(
-            "note: config %r is not a preset; the location's mu and sigma are the liver preset's "
-            "(set stats.location, or measure them with tumorsynth.bench.measure_location_stats)",
-            cfg.name,
-        )
-        out["location"] = LOCATION_STATS["liver"]
-    return {name: out[name] for name in ATTRIBUTES}
+        return LOCATION_STATS[cfg.name]
+    log.info(
+        "note: config %r is not a preset; the location's mu and sigma are the liver preset's "
+        "(set stats.location, or measure them with tumorsynth.bench.measure_location_stats)",
+        cfg.name,
+    )
+    return LOCATION_STATS["liver"]
+
+
+def derive_stats(config: Any = "liver") -> dict[str, AttributeStats]:
+    """Mean and standard deviation of shape, size, texture and intensity per tumour, as a synthesis
+    config draws them, and of the location from :data:`LOCATION_STATS`.
+
+    Parameters
+    ----------
+    config : str, path, dict or SynthConfig
+        The synthesis config (see :func:`tumorsynth.load_config`).
+
+    Returns
+    -------
+    dict of str to AttributeStats
+        One entry per attribute of :data:`~tumorsynth.bench.attributes.ATTRIBUTES`.
+
+    Examples
+    --------
+    >>> s = derive_stats("liver")["size"]
+    >>> round(s.mu, 1), round(s.sigma, 1)
+    (10.5, 8.4)
+    """
+    return resolve_stats(config)
 
 
 def resolve_stats(
     config: Any, overrides: Mapping[str, AttributeStats] | None = None
 ) -> dict[str, AttributeStats]:
-    """:func:`derive_stats` of ``config`` with ``overrides`` (e.g. fitted values) on top."""
-    stats = derive_stats(config)
-    for name, value in (overrides or {}).items():
+    """:func:`derive_stats` of ``config`` with ``overrides`` (e.g. fitted or measured values) on
+    top; the preset location is looked up (and a non-preset noted) only when not overridden."""
+    cfg = load_config(config)
+    overrides = dict(overrides or {})
+    for name in overrides:
         if name not in ATTRIBUTES:
             raise ConfigError(f"stats: unknown attribute {name!r}; the attributes are {ATTRIBUTES}")
-        stats[name] = value
-    return stats
+    stats = _derived(cfg)
+    if "location" not in overrides:
+        stats["location"] = _preset_location(cfg)
+    stats.update(overrides)
+    return {name: stats[name] for name in ATTRIBUTES}
 
 
 def measure_location_stats(hosts: Sequence[Any], config: Any, draws: int = 200) -> AttributeStats:
     """Depth of the centre of the benchmark's in-distribution tumour, as ``config`` places it in
-    ``hosts`` (:class:`~tumorsynth.Case` objects), ``draws`` per host (seeds 0, 1, ...).
+    ``hosts``, ``draws`` per host (seeds 0, 1, ...).
 
-    ``config`` is the single-tumour synthesis config of the benchmark (see
-    :func:`tumorsynth.bench.cases.single_tumour_config`); draws that find no room are left out.
+    Parameters
+    ----------
+    hosts : sequence of Case or Host
+        :class:`~tumorsynth.Case` objects or the benchmark's
+        :class:`~tumorsynth.bench.cases.Host` crops (whose depth map is reused).
+    config : str, path, dict or SynthConfig
+        The single-tumour synthesis config of the benchmark (see
+        :func:`tumorsynth.bench.cases.single_tumour_config`); draws that find no room are left out.
+    draws : int
+        Draws per host.
+
+    Returns
+    -------
+    AttributeStats
+        Source ``measured``, ``n`` the number of tumours placed.
+
+    Raises
+    ------
+    PlacementError
+        Fewer than two tumours could be placed.
     """
     from tumorsynth import as_case, sample_params
 
+    config = load_config(config)
     depths = []
     for host in hosts:
-        case = as_case(host.image, host.organ, host.spacing_mm, source=host.source)
-        depth = organ_depth_mm(np.asarray(case.organ), case.spacing_mm)
+        case = as_case(getattr(host, "case", host))
+        depth = getattr(host, "depth_mm", None)
+        if depth is None:
+            depth = organ_depth_mm(np.asarray(case.organ), case.spacing_mm)
         for seed in range(draws):
             try:
                 params = sample_params(case, config=config, rng=seed)

@@ -14,10 +14,22 @@ from tumorsynth.errors import TumorSynthError
 from tumorsynth.evaluate.metrics import BIN_NAMES, CaseMetrics
 from tumorsynth.io import write_atomic
 
-__all__ = ["write_summary_figure"]
+__all__ = ["require_matplotlib", "write_summary_figure"]
 
 _BLUE, _ORANGE, _GREY = "#3b75af", "#ef8636", "#9a9a9a"
 _MAX_NAMED_CASES = 40  # above this, false positives are shown as a histogram
+
+
+def require_matplotlib(what: str = "drawing"):
+    """matplotlib's ``Figure``, or a :class:`TumorSynthError` saying that ``what`` needs it and how
+    to install it (the ``train`` extra)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise TumorSynthError(
+            f"{what} needs matplotlib ({err}); `pip install 'tumorsynth[train]'`"
+        ) from None
+    return Figure
 
 
 def _sensitivity(ax, summary: dict) -> None:
@@ -86,14 +98,9 @@ def write_summary_figure(path: str | Path, cases: dict[str, CaseMetrics], summar
     Path
         The written file.
     """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        raise TumorSynthError(
-            f"the summary figure needs matplotlib ({err}); `pip install 'tumorsynth[train]'`"
-        ) from None
+    figure = require_matplotlib("the summary figure")
     path = Path(path)
-    fig = Figure(figsize=(14, 4.6), dpi=110, layout="constrained")
+    fig = figure(figsize=(14, 4.6), dpi=110, layout="constrained")
     axes = fig.subplots(1, 3, width_ratios=(1.2, 0.9, 1.3))
     _sensitivity(axes[0], summary)
     _scores(axes[1], cases)

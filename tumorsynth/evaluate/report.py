@@ -1,10 +1,13 @@
 """Evaluate predicted label maps on disk against their ground truth, and write the reports.
 
-A prediction and its ground truth are two files, or two folders of image files paired by name as
-nnU-Net names them: ``labelsTs/case_001.nii.gz`` with ``predictions/case_001.nii.gz`` (a trailing
-``_0000`` channel suffix and the file format are ignored when pairing). A prediction on another
-grid than its ground truth (another orientation, resolution or crop of the same region) is
-resampled onto the ground-truth grid by world position, nearest neighbour, with a note.
+A prediction and its ground truth are two files, or two folders of image files paired by case
+name, as ``tumorsynth predict`` names its outputs (:func:`tumorsynth.sources.case_name`): the
+file name without its format ending and a trailing ``_0000`` channel suffix, other characters
+than letters, digits, ``_`` and ``-`` replaced by ``_``. So ``labelsTs/case_001.nii.gz`` pairs
+with ``predictions/case_001.nii.gz``, and ``labelsTs/case.01.nii.gz`` with ``case_01.nii.gz``.
+A prediction on another grid than its ground truth (another orientation, resolution or crop of
+the same region) is resampled onto the ground-truth grid by world position, nearest neighbour,
+with a note.
 
 Every input is paired and read before anything is written, so a missing, unmatched or unreadable
 file stops the run with an :class:`~tumorsynth.errors.InputError` and no output. The reports are
@@ -17,9 +20,10 @@ import csv
 import io
 import json
 import logging
-import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -31,8 +35,9 @@ from tumorsynth.evaluate.figure import write_summary_figure
 from tumorsynth.evaluate.metrics import CaseMetrics, evaluate_case
 from tumorsynth.evaluate.summary import summarise
 from tumorsynth.io import IMAGE_SUFFIXES, _to_array, image_suffix, read_image, write_text_atomic
+from tumorsynth.sources import case_name
 
-__all__ = ["EvaluationReport", "evaluate_files", "pair_files"]
+__all__ = ["EvaluationReport", "csv_text", "evaluate_files", "pair_files"]
 
 log = logging.getLogger("tumorsynth.evaluate")
 
@@ -65,12 +70,6 @@ class EvaluationReport:
     notes: tuple[str, ...] = ()
 
 
-def _key(path: Path) -> str:
-    """The pairing name: the file name without its image ending and nnU-Net's ``_0000``."""
-    suffix = image_suffix(path) or ""
-    return re.sub(r"_0000$", "", path.name[: len(path.name) - len(suffix)])
-
-
 def _listing(folder: Path, what: str) -> dict[str, Path]:
     files = sorted(
         p
@@ -82,11 +81,10 @@ def _listing(folder: Path, what: str) -> dict[str, Path]:
         raise InputError(f"{folder}: no {what} image files ({endings}) in this folder")
     out: dict[str, Path] = {}
     for path in files:
-        if _key(path) in out:
-            raise InputError(
-                f"{out[_key(path)]} and {path.name}: two {what} files for case {_key(path)!r}"
-            )
-        out[_key(path)] = path
+        name = case_name(path)
+        if name in out:
+            raise InputError(f"{out[name]} and {path.name}: two {what} files for case {name!r}")
+        out[name] = path
     return out
 
 
@@ -96,7 +94,8 @@ def _some(names: list[str], limit: int = 6) -> str:
 
 
 def pair_files(pred: str | Path, gt: str | Path) -> list[tuple[str, Path, Path]]:
-    """Pair predictions with ground truths: two files, or two folders matched by name.
+    """Pair predictions with ground truths: two files, or two folders matched by case name
+    (:func:`tumorsynth.sources.case_name`, as ``tumorsynth predict`` names its outputs).
 
     Returns
     -------
@@ -118,7 +117,7 @@ def pair_files(pred: str | Path, gt: str | Path) -> list[tuple[str, Path, Path]]
         folder, file = (pred, gt) if pred.is_dir() else (gt, pred)
         raise InputError(f"{folder} is a folder but {file} a file; give two files or two folders")
     if not gt.is_dir():
-        return [(_key(gt), pred, gt)]
+        return [(case_name(gt), pred, gt)]
     preds, gts = _listing(pred, "prediction"), _listing(gt, "ground-truth")
     missing = sorted(set(gts) - set(preds))
     extra = sorted(set(preds) - set(gts))
@@ -242,11 +241,30 @@ def _number(value: float | None, digits: int = 6) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _csv(columns: tuple[str, ...], rows: list[dict]) -> str:
+def csv_text(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """CSV text of ``rows`` under a header of ``columns`` (other keys are left out), ``\\n`` line
+    ends. Cells: None is empty, booleans are ``true``/``false``, floats have 6 significant digits,
+    anything else (e.g. a number formatted beforehand) is written as ``str`` gives it.
+
+    >>> row = {"case": "a", "dice": 0.25, "hit": True, "nsd": None}
+    >>> print(csv_text([row], ["case", "dice", "hit", "nsd"]), end="")
+    case,dice,hit,nsd
+    a,0.25,true,
+    """
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, (bool, np.bool_)):
+            return str(bool(value)).lower()
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.6g}"
+        return str(value)
+
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows([cell(row[k]) for k in columns] for row in rows)
     return buffer.getvalue()
 
 
@@ -264,14 +282,14 @@ def _write(out_dir: Path, cases: dict[str, CaseMetrics], summary: dict) -> dict[
             lesion_rows.append({
                 "case": name, "kind": kind, "component": c.index, "n_voxels": c.n_voxels,
                 "volume_mm3": _number(c.volume_mm3, 3), "radius_mm": _number(c.radius_mm, 3),
-                "bin": c.bin, "detected": "" if hit is None else str(hit).lower(),
+                "bin": c.bin, "detected": hit,
                 **{f"centroid_{a}_vox": _number(v, 2) for a, v in zip("xyz", c.centroid_vox, strict=True)},
             })  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
-        "cases_csv": write_text_atomic(out_dir / "cases.csv", _csv(CASE_COLUMNS, case_rows)),
+        "cases_csv": write_text_atomic(out_dir / "cases.csv", csv_text(case_rows, CASE_COLUMNS)),
         "lesions_csv": write_text_atomic(
-            out_dir / "lesions.csv", _csv(LESION_COLUMNS, lesion_rows)
+            out_dir / "lesions.csv", csv_text(lesion_rows, LESION_COLUMNS)
         ),
         "summary_json": write_text_atomic(
             out_dir / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n"
