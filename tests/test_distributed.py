@@ -11,7 +11,10 @@ import sys
 import pytest
 import torch
 
-from tumorsynth.train import load_model
+from tumorsynth.predict import Predictor
+from tumorsynth.train import load_model, load_train_config
+from tumorsynth.train.data import load_val_cases
+from tumorsynth.train.validate import validate
 
 TINY = [
     "phantom_spacing_mm=3.0",
@@ -22,6 +25,7 @@ TINY = [
     "warmup_steps=1",
     "threads=1",
     "synth_config=syntumor",
+    "n_val_synthetic=3",  # shared out: rank 0 validates 2, rank 1 validates 1
 ]
 
 
@@ -47,10 +51,24 @@ def test_two_ranks_train_distinct_tumours_and_resume(tmp_path):
     assert flat[0] and flat[1] and not flat[0] & flat[1], "the ranks drew the same tumours"
     _, meta = load_model(out / "checkpoints" / "last.pt")
     assert meta["step"] == 3
+    # the ranks' shares add up to the score of one process validating every case
+    (val,) = [r for r in csv.DictReader((out / "metrics.csv").open()) if r["split"] == "val"]
+    cfg = load_train_config(None, TINY)
+    alone = validate(Predictor.from_checkpoint(out / "checkpoints" / "last.pt", "cpu"),
+                     load_val_cases(cfg, progress=False))  # fmt: skip
+    assert float(val["tumour_dice"]) == pytest.approx(alone["tumour_dice"], abs=1e-9)
+    assert float(val["organ_dice"]) == pytest.approx(alone["organ_dice"], abs=1e-9)
 
     torchrun(out, 5, "--resume")
     _, meta = load_model(out / "checkpoints" / "last.pt")
     assert meta["step"] == 5
     rows = list(csv.DictReader((out / "metrics.csv").open()))
-    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]  # rank 0 alone writes
+    assert [int(r["step"]) for r in rows if r["split"] == "train"] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]  # rank 0 writes
+    assert [int(r["step"]) for r in rows if r["split"] == "val"] == [3, 5]
     assert sum(1 for _ in (out / "streams" / "rank1.jsonl").open()) == 5

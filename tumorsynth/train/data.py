@@ -107,11 +107,16 @@ def _resampled(config: TrainConfig, image, labels, spacing_mm):
     return image, labels, target
 
 
-def load_val_cases(config: TrainConfig, progress: bool = True) -> list[ValCase]:
+def load_val_cases(
+    config: TrainConfig, progress: bool = True, share: tuple[int, int] = (0, 1)
+) -> list[ValCase]:
     """The labelled validation cases of ``config``: ``val_images`` with ``val_labels``, else
     ``n_val_synthetic`` phantoms (seeds from :data:`VAL_PHANTOM_SEED`) with tumours from fixed
-    seeds, cropped to the organ and a margin of half a patch."""
+    seeds, cropped to the organ and a margin of half a patch. ``share = (rank, world)``: only every
+    ``world``-th case from ``rank`` on (the ranks of a run validate a share each)."""
     from tumorsynth.case_io import read_pair
+
+    rank, world = share
 
     out = []
     if config.val_images:
@@ -119,7 +124,7 @@ def load_val_cases(config: TrainConfig, progress: bool = True) -> list[ValCase]:
         labels = expand_paths(config.val_labels, "val_labels")
         if len(images) != len(labels):
             raise ConfigError(f"{len(images)} validation images but {len(labels)} label maps")
-        pairs = list(zip(images, labels, strict=True))
+        pairs = list(zip(images, labels, strict=True))[rank::world]
         for image_path, label_path in tqdm(pairs, desc="validation", disable=not progress):
             volume, label, _ = read_pair(image_path, label_path)
             values = set(np.unique(label).tolist())
@@ -138,7 +143,7 @@ def load_val_cases(config: TrainConfig, progress: bool = True) -> list[ValCase]:
         from tumorsynth.phantom import make_phantom
         from tumorsynth.pipeline import synthesize
 
-        for k in range(config.n_val_synthetic):
+        for k in range(rank, config.n_val_synthetic, world):
             seed = VAL_PHANTOM_SEED + k
             case = make_phantom(
                 seed=seed, spacing_mm=config.spacing_mm or config.phantom_spacing_mm

@@ -1,10 +1,11 @@
 r"""``tumorsynth train``: a label-free segmenter trained on healthy CT with tumours made on the fly.
 
 One process per device; under ``torchrun`` every process is one rank of a DistributedDataParallel
-run (NCCL on GPUs, Gloo on CPUs) with its own synthesis stream. Rank 0 validates, writes the
-checkpoints (``best.pt``, ``last.pt``), ``metrics.csv`` and TensorBoard events, and shows the
-progress bar; every rank records the crops and tumours it trained on in ``streams/rank{r}.jsonl``
-(replayable with :meth:`tumorsynth.stream.TumorStream.replay`).
+run (NCCL on GPUs, Gloo on CPUs) with its own synthesis stream. Every rank validates its share of
+the validation cases (the scores are summed over the ranks); rank 0 writes the checkpoints
+(``best.pt``, ``last.pt``), ``metrics.csv`` and TensorBoard events, and shows the progress bar;
+every rank records the crops and tumours it trained on in ``streams/rank{r}.jsonl`` (replayable
+with :meth:`tumorsynth.stream.TumorStream.replay`).
 
 Examples
 --------
@@ -49,8 +50,9 @@ ARCHITECTURE = ("network", "channels", "swin_feature_size")
 """Fields of :func:`~tumorsynth.train.networks.network_spec` a resumed run must keep (the patch
 size may change: it does not shape the weights)."""
 
-DIST_TIMEOUT = timedelta(hours=3)
-"""How long ranks wait for each other: rank 0 validates whole volumes alone meanwhile."""
+DIST_TIMEOUT = timedelta(hours=1)
+"""How long ranks wait for each other (every rank validates a share of the volumes; a rank
+reading or resampling large CTs at start-up may keep the others waiting for a while)."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ def _restore(state, model, optimizer, scheduler, config: TrainConfig) -> tuple[i
 def _run(config: TrainConfig, dist: _Dist, resume: bool, overwrite: bool, progress: bool):
     out = _prepare_out_dir(config, resume, overwrite)
     hosts = load_hosts(config, progress=progress and dist.main)
-    val_cases = load_val_cases(config, progress=progress and dist.main) if dist.main else []
+    val_cases = load_val_cases(config, progress and dist.main, (dist.rank, dist.world))
+    has_val = bool(config.val_images or config.n_val_synthetic)
     if dist.main:
         if overwrite and not resume:
             for sub in ("checkpoints", "tensorboard", "streams"):
@@ -315,14 +318,13 @@ def _run(config: TrainConfig, dist: _Dist, resume: bool, overwrite: bool, progre
                           step_s=time.perf_counter() - t0)  # fmt: skip
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", best=_fmt(best))
-            if step % config.val_every == 0 or step == config.steps:
-                if dist.main and val_cases:
-                    scores = validate(predictor, val_cases)
-                    metrics.write(step, "val", **scores)
-                    if best is None or scores["tumour_dice"] > best:
-                        best = scores["tumour_dice"]
+            if has_val and (step % config.val_every == 0 or step == config.steps):
+                scores = validate(predictor, val_cases, _sum_over_ranks(dist))
+                metrics.write(step, "val", **scores)
+                if best is None or scores["tumour_dice"] > best:  # the same on every rank
+                    best = scores["tumour_dice"]
+                    if dist.main:
                         save("best.pt")
-                _barrier(dist)
             if dist.main and (step % config.save_every == 0 or step == config.steps):
                 save("last.pt")
     except KeyboardInterrupt:
@@ -334,7 +336,7 @@ def _run(config: TrainConfig, dist: _Dist, resume: bool, overwrite: bool, progre
         bar.close()
         streams.close()
         metrics.close()
-    if dist.main and not val_cases:  # no validation: the last weights are the best known
+    if dist.main and not has_val:  # no validation: the last weights are the best known
         last, best_path = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
         write_atomic(best_path, lambda tmp: shutil.copyfile(last, tmp))
     _barrier(dist)
@@ -343,6 +345,19 @@ def _run(config: TrainConfig, dist: _Dist, resume: bool, overwrite: bool, progre
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def _sum_over_ranks(dist: _Dist):
+    """A function summing a NumPy vector over the ranks (None for a single process)."""
+    if dist.world == 1:
+        return None
+
+    def total(values: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(values, dtype=torch.float64, device=dist.device)
+        torch.distributed.all_reduce(t)
+        return t.cpu().numpy()
+
+    return total
 
 
 def _barrier(dist: _Dist) -> None:
