@@ -17,7 +17,7 @@ from tumorsynth.case import Case, as_case
 from tumorsynth.errors import InputError
 from tumorsynth.io import Volume, _geometry, _to_array, orientation_code, read_image
 
-__all__ = ["LoadedCase", "read_case", "read_pair"]
+__all__ = ["LoadedCase", "nearest_onto", "read_case", "read_pair"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,13 +93,23 @@ def _binary_organ(mask: sitk.Image, organ_label: int | None, path: Path) -> sitk
     return out
 
 
+def nearest_onto(moving: sitk.Image, fixed: sitk.Image) -> sitk.Image | None:
+    """``moving`` (a mask or label map) resampled onto ``fixed``'s grid by world position, nearest
+    neighbour; None when it covers another physical region (its box differs by more than half a
+    voxel)."""
+    tol = 0.5 * min(min(fixed.GetSpacing()), min(moving.GetSpacing()))
+    if np.abs(_world_box(fixed) - _world_box(moving)).max() > tol:
+        return None
+    return sitk.Resample(moving, fixed, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+
+
 def _align(organ: sitk.Image, ct: sitk.Image, mask_path: Path, ct_path: Path) -> tuple:
     """The organ on the CT grid: as is when the grids agree, else resampled by world position."""
     if _same_grid(organ, ct):
         return _to_array(organ), None
-    box_ct, box_mask = _world_box(ct), _world_box(organ)
-    tol = 0.5 * min(min(ct.GetSpacing()), min(organ.GetSpacing()))
-    if np.abs(box_ct - box_mask).max() > tol:
+    resampled = nearest_onto(organ, ct)
+    if resampled is None:
+        box_ct, box_mask = _world_box(ct), _world_box(organ)
 
         def text(box: np.ndarray) -> str:
             return " x ".join(f"[{lo:.1f}, {hi:.1f}]" for lo, hi in box.T)
@@ -108,7 +118,6 @@ def _align(organ: sitk.Image, ct: sitk.Image, mask_path: Path, ct_path: Path) ->
             f"{mask_path}: covers a different physical region than its CT {ct_path} "
             f"(mask {text(box_mask)} mm, CT {text(box_ct)} mm, LPS); is it the right mask?"
         )
-    resampled = sitk.Resample(organ, ct, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     note = (
         f"{mask_path}: on another grid than its CT ({_grid_text(organ)} vs {_grid_text(ct)}); "
         "resampled onto the CT grid by physical coordinates (nearest neighbour)"

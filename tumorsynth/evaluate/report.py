@@ -29,7 +29,7 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
-from tumorsynth.case_io import _grid_text, _same_grid, _world_box
+from tumorsynth.case_io import _grid_text, _same_grid, nearest_onto
 from tumorsynth.errors import InputError
 from tumorsynth.evaluate.figure import write_summary_figure
 from tumorsynth.evaluate.metrics import CaseMetrics, evaluate_case
@@ -150,9 +150,8 @@ def _read_case(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray, 
     gt, spacing = _label_array(gt_image, gt_path), tuple(float(s) for s in gt_image.GetSpacing())
     if _same_grid(pred_image, gt_image):
         return _label_array(pred_image, pred_path), gt, spacing, None
-    box_gt, box_pred = _world_box(gt_image), _world_box(pred_image)
-    tol = 0.5 * min(min(gt_image.GetSpacing()), min(pred_image.GetSpacing()))
-    if np.abs(box_gt - box_pred).max() > tol:
+    moved = nearest_onto(pred_image, gt_image)
+    if moved is None:
 
         def grid(image: sitk.Image) -> str:
             spacing = " x ".join(f"{s:.4g}" for s in image.GetSpacing())
@@ -162,7 +161,6 @@ def _read_case(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray, 
             f"{pred_path} ({grid(pred_image)}) covers a different region than its ground truth "
             f"{gt_path} ({grid(gt_image)}); is it the prediction for this case?"
         )
-    moved = sitk.Resample(pred_image, gt_image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
     note = (
         f"{pred_path}: on another grid than its ground truth ({_grid_text(pred_image)} vs "
         f"{_grid_text(gt_image)}); resampled onto it by world position (nearest neighbour)"
