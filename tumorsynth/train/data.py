@@ -149,16 +149,17 @@ def load_val_cases(
                 seed=seed, spacing_mm=config.spacing_mm or config.phantom_spacing_mm
             )
             result = synthesize(case, config=config.synth_config, seed=seed)
-            box = _organ_box(case.organ, np.array(config.patch_size) // 2)
+            box = _organ_box(case, np.array(config.patch_size) // 2)
             image, label = result.image[box], result.label[box]
             out.append(ValCase(f"phantom{seed}", image, label, case.spacing_mm))
     return out
 
 
-def _organ_box(organ: np.ndarray, margin: np.ndarray) -> tuple[slice, ...]:
-    where = np.argwhere(organ)
-    lo = np.maximum(where.min(0) - margin, 0)
-    hi = np.minimum(where.max(0) + 1 + margin, organ.shape)
+def _organ_box(case: Case, margin: np.ndarray) -> tuple[slice, ...]:
+    """The organ's bounding box (measured once per case) grown by ``margin`` voxels."""
+    stats = case.organ_stats
+    lo = np.maximum(np.asarray(stats.bbox_lo) - margin, 0)
+    hi = np.minimum(np.asarray(stats.bbox_hi) + margin, case.shape)
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
