@@ -72,7 +72,7 @@ def test_render_matches_cpu(cp, spacing, config):
 def test_device_pack_matches_cpu_pack(gpu):
     image, organ = toy_volume()
     params = ts.sample_params(image, organ, 1.0, config=CONFIGS[2], rng=3)
-    want = pack(params, cpu.texture_grid, tile=TILE)  # the GPU's tiles
+    want = pack(params, cpu.texture_grids, tile=TILE)  # the GPU's tiles
     got = gpu.pack(params)
     np.testing.assert_array_equal(got.rows.get(), want.rows)
     np.testing.assert_array_equal(got.tiles.get(), want.tiles)
@@ -148,7 +148,8 @@ def test_invalid_masks_raise_the_cpu_errors(cp):
 def _forbid_cpu_kernels(monkeypatch):
     from tumorsynth.kernels import organ
 
-    names = ("render_lesions", "texture_grid", "copy_outputs", "measure_organ_arrays")
+    names = ("render_lesions", "texture_grid", "texture_grids", "copy_outputs", "start_copy")
+    names = (*names, "measure_organ_arrays")
     for name in (*names, "ball_inside_organ", "vessel_overlap"):
         monkeypatch.setattr(cpu, name, _forbidden)
     monkeypatch.setattr(organ, "measure_organ_arrays", _forbidden)

@@ -43,6 +43,29 @@ def test_texture_grid_matches_reference(seed):
     np.testing.assert_allclose(cpu.texture_grid(*args), reference.texture_grid(*args), atol=1e-5)
 
 
+def test_texture_grids_batch_equals_one_lattice_at_a_time():
+    rng = np.random.default_rng(0)
+    n = 7
+    seeds = rng.integers(0, 2**31, n)
+    values = np.column_stack(
+        [
+            rng.uniform(3, 15, n),
+            rng.uniform(3, 6, n),
+            np.full(n, 0.05),
+            np.full(n, 0.2),
+            np.full(n, 0.09),
+            rng.uniform(0.4, 0.6, n),
+        ]
+    )
+    lo = rng.integers(-12, -3, (n, 3))
+    shape = rng.integers(4, 25, (n, 3))
+    tex, offsets = cpu.texture_grids(seeds, values, lo, shape)
+    assert offsets[-1] == tex.size == int(np.prod(shape, axis=1).sum())
+    for i in range(n):
+        want = cpu.texture_grid(seeds[i], *values[i], lo[i], shape[i])
+        np.testing.assert_array_equal(tex[offsets[i] : offsets[i + 1]], want.ravel())
+
+
 def test_texture_statistics_match_the_reference_bank():
     """Mean ~ u0 and a voxel standard deviation in the reference bank's 0.016-0.069 range."""
     stds = []
@@ -80,7 +103,7 @@ def test_render_matches_reference(spacing, config):
     params = _params(image, organ, spacing, config, seed=5)
     assert params.lesions
     got = ts.render(image, organ, spacing, params)
-    packed = pack(params, cpu.texture_grid)
+    packed = pack(params, cpu.texture_grids)
     want_image, want_label = reference.render_lesions(
         image, organ, spacing, packed.rows, packed.tex
     )
@@ -141,22 +164,25 @@ def test_screen_centres_matches_its_definition():
 def test_direction_bounds_hold_for_every_direction(preset):
     """The cube-map bounds that let the render kernel skip the shape's evaluation never cut into a
     lesion's surface band: checked on 20 000 random directions of strongly deformed lesions."""
-    from tumorsynth.kernels.cpu.bounds import GRADIENT, cell_of, radial_bounds
+    from tumorsynth.kernels.cpu.bounds import CURVATURE, cell_of, radial_bounds
     from tumorsynth.kernels.layout import A_MIN, CAPS_T, EDGE_SIGMA, MASS_K, MASS_REACH
 
     image, organ = toy_volume((64, 60, 56))
     config = {"preset": preset, "size_class": "medium", "location": {"if_no_room": "skip"}}
     rows = np.concatenate(
-        [pack(_params(image, organ, 1.0, config, seed=s), cpu.texture_grid).rows for s in range(4)]
+        [pack(_params(image, organ, 1.0, config, seed=s), cpu.texture_grids).rows for s in range(4)]
     )
-    bounds = radial_bounds(rows, GRADIENT)
+    bounds = radial_bounds(rows, CURVATURE)
     u = np.random.default_rng(0).normal(size=(20_000, 3))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     for i, row in enumerate(rows):
         big_r = reference._radial(row, u)
-        inward = max(3 * row[EDGE_SIGMA], 2.5 * row[CAPS_T]) / row[A_MIN]
+        # mm per unit of unit-ball radius along each direction (at least the smallest semi-axis)
+        scale = np.linalg.norm(u @ np.linalg.inv(row[3:12].reshape(3, 3)).T, axis=1)
+        assert (scale >= row[A_MIN] * (1 - 1e-9)).all()
+        inward = max(3 * row[EDGE_SIGMA], 2.5 * row[CAPS_T]) / scale
         outward = max(3 * row[EDGE_SIGMA], 1.5 * row[CAPS_T])
-        outward = max(outward, row[MASS_REACH] if row[MASS_K] > 0 else 0.0) / row[A_MIN]
+        outward = max(outward, row[MASS_REACH] if row[MASS_K] > 0 else 0.0) / scale
         cells = np.array([cell_of(*v) for v in u])
         inner, far = bounds[i, cells[:, 0], cells[:, 1], cells[:, 2]].T
         # never tighter than the exact surface band (nor than the global bounds, which win)
@@ -165,21 +191,61 @@ def test_direction_bounds_hold_for_every_direction(preset):
         assert np.median(far - inner) < 0.8 * (row[FAR_RHO] - row[INNER_RHO]), "bounds too loose"
 
 
+def test_curvature_constants_bound_each_basis_function_on_every_face():
+    """CURVATURE[k] bounds the second derivative of the k-th radial term along a cube-map face's
+    coordinate lines (finite differences at 5 000 random points per face)."""
+    from tumorsynth.kernels.cpu.bounds import CURVATURE, _direction
+    from tumorsynth.kernels.layout import DEFORM, KAPPA, N_FIELDS
+
+    rng = np.random.default_rng(1)
+    points = rng.uniform(-1, 1, size=(5_000, 2))
+    h = 1e-3
+    rows = np.zeros((15, N_FIELDS))
+    rows[:, KAPPA] = 100.0  # R = 100 + one term: the floor is never reached
+    rows[:, DEFORM : DEFORM + 15] = np.eye(15)
+    worst = np.zeros(15)
+    for face in range(6):
+
+        def terms(da, db, face=face):
+            u = np.array([_direction(face, a + da, b + db) for a, b in points])
+            return np.array([reference._radial(row, u) - 100.0 for row in rows])
+
+        f0 = terms(0, 0)
+        d_aa = (terms(h, 0) - 2 * f0 + terms(-h, 0)) / h**2
+        d_bb = (terms(0, h) - 2 * f0 + terms(0, -h)) / h**2
+        worst = np.maximum(worst, np.maximum(np.abs(d_aa), np.abs(d_bb)).max(axis=1))
+    assert (worst <= CURVATURE).all(), worst
+    assert (worst >= 0.8 * CURVATURE).all(), worst  # and not far above it
+
+
 @pytest.mark.parametrize("tile", [16, (8, 32, 256), (3, 5, 7)])
 def test_render_is_the_same_for_any_tiling_and_with_or_without_bounds(tile):
-    from tumorsynth.kernels.cpu.bounds import GRADIENT, radial_bounds
+    from tumorsynth.kernels.cpu.bounds import CURVATURE, radial_bounds
     from tumorsynth.kernels.cpu.render import _render_tiles
 
     image, organ = toy_volume((64, 60, 56), spacing=(0.8, 0.9, 1.7))
     config = {"preset": "liver", "size_class": "mix", "location": {"if_no_room": "skip"}}
     params = _params(image, organ, (0.8, 0.9, 1.7), config, seed=2)
     want = ts.render(image, organ, (0.8, 0.9, 1.7), params)
-    packed = pack(params, cpu.texture_grid, tile=tile)
-    loose = radial_bounds(packed.rows, GRADIENT)
+    packed = pack(params, cpu.texture_grids, tile=tile)
+    loose = radial_bounds(packed.rows, CURVATURE)
     loose[..., 0], loose[..., 1] = -1.0, np.inf  # the global bounds only
-    for bounds in (radial_bounds(packed.rows, GRADIENT), loose):
+    for bounds in (radial_bounds(packed.rows, CURVATURE), loose):
         out, label = cpu.copy_outputs(image, organ)
         args = (packed.rows, bounds, packed.tiles, packed.tile_ptr, packed.tile_lesions, packed.tex)
         _render_tiles(image, organ, out, label, np.array([0.8, 0.9, 1.7]), *args)
         np.testing.assert_array_equal(out, want.image)
         np.testing.assert_array_equal(label, want.label)
+
+
+def test_start_copy_gives_float32_and_uint8_copies_while_the_caller_works():
+    rng = np.random.default_rng(3)
+    image = rng.integers(-1024, 2000, (41, 30, 17)).astype(np.int16)  # cast to float32 on the way
+    organ = (rng.random(image.shape) < 0.3).astype(np.uint8)
+    finish = cpu.start_copy(image, organ)
+    image_before = image.copy()
+    out, label = finish()
+    assert out.dtype == np.float32 and label.dtype == np.uint8
+    np.testing.assert_array_equal(out, image_before.astype(np.float32))
+    np.testing.assert_array_equal(label, organ)
+    assert not np.shares_memory(out, image) and not np.shares_memory(label, organ)

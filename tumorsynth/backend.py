@@ -106,7 +106,7 @@ class Backend:
             return self.kernels.pack(params)
         from tumorsynth.packing import pack
 
-        return pack(params, self.kernels.texture_grid)
+        return pack(params, self.kernels.texture_grids)
 
     def measure_organ(self, image, organ, source: str):
         """:class:`~tumorsynth.case.OrganStats` of an organ on this device (or a clear error): this

@@ -86,39 +86,38 @@ def lesion_box(center_mm, half_extent_mm, spacing_mm, volume_shape) -> np.ndarra
     return np.concatenate([lo, np.maximum(hi, lo)])
 
 
-def pack(params: TumorParams, texture_grid, tile=CPU_TILE) -> Packed:
-    """Pack all lesions of ``params``; ``texture_grid`` is the backend's lattice generator and
-    ``tile`` the render tile (voxels, one or 3 ints)."""
+def pack(params: TumorParams, texture_grids, tile=CPU_TILE) -> Packed:
+    """Pack all lesions of ``params``; ``texture_grids`` is the backend's batch lattice generator
+    (``kernels.cpu.texture_grids``) and ``tile`` the render tile (voxels, one or 3 ints)."""
     n = len(params.lesions)
     rows = np.zeros((n, L.N_FIELDS))
     boxes = np.zeros((n, 6), np.int64)
-    grids = []
-    offset = 0
+    seeds = np.zeros(n, np.int64)
+    values = np.zeros((n, 6))
+    lattice_lo = np.zeros((n, 3), np.int64)
+    lattice_shape = np.zeros((n, 3), np.int64)
     for i, lesion in enumerate(params.lesions):
         row, visible, extent = pack_lesion(lesion, params.organ_hu)
         tp = lesion.texture
         lattice = texture_lattice(tp, visible)
-        grid = texture_grid(
-            tp.seed,
+        seeds[i] = tp.seed
+        values[i] = (
             tp.density_sigma_mm,
             tp.grain_sigma_mm,
             tp.base,
             tp.scale,
             tp.density_std,
             tp.mean,
-            np.array(lattice.lo, np.int64),
-            np.array(lattice.shape, np.int64),
         )
+        lattice_lo[i], lattice_shape[i] = lattice.lo, lattice.shape
         row[L.TEX_H] = lattice.spacing_mm
         row[L.TEX_LO : L.TEX_LO + 3] = lattice.lo
         row[L.TEX_N : L.TEX_N + 3] = lattice.shape
-        row[L.TEX_OFFSET] = offset
-        offset += grid.size
-        grids.append(grid.ravel())
         rows[i] = row
         boxes[i] = lesion_box(lesion.center_mm, extent, params.spacing_mm, params.volume_shape)
+    tex, offsets = texture_grids(seeds, values, lattice_lo, lattice_shape)
+    rows[:, L.TEX_OFFSET] = offsets[:-1]
     tiles, tile_ptr, tile_lesions = tile_boxes(boxes, params.volume_shape, tile)
-    tex = np.concatenate(grids) if grids else np.zeros(1, np.float32)
     return Packed(rows, tiles, tile_ptr, tile_lesions, tex.astype(np.float32, copy=False))
 
 

@@ -150,27 +150,34 @@ def render(
     return _render(image, organ, spacing_mm, params, device, like=image)
 
 
-def _render(image, organ, spacing_mm, params, device, like) -> Synthesis:
-    """:func:`render`, returning arrays of the type of ``like`` (the caller's original input)."""
+def _render(image, organ, spacing_mm, params, device, like, started=None) -> Synthesis:
+    """:func:`render`, returning arrays of the type of ``like`` (the caller's original input);
+    ``started`` is :func:`_start_outputs`'s result when the copy was begun earlier."""
     if isinstance(like, Case):
         like = like.image
     be = get_backend(device, like=image.image if isinstance(image, Case) else image)
     with be.stream_of(like):
-        case = as_case(image, organ, spacing_mm)
-        if not isinstance(params, TumorParams):
-            raise InputError(f"render needs TumorParams, got {type(params).__name__}")
-        if tuple(params.volume_shape) != case.shape or not np.allclose(
-            params.spacing_mm, case.spacing_mm, rtol=1e-6, atol=0
-        ):
-            raise InputError(
-                f"{case.source}: params were drawn for shape {tuple(params.volume_shape)} at "
-                f"{params.spacing_mm} mm, not for this volume ({case.shape} at {case.spacing_mm} mm)"
-            )
-        # the backend is chosen: from here on only be.kernels, be.pack and be.asarray
-        ct, mask = be.asarray(case.image), be.asarray(case.organ)
-        out, label = be.kernels.copy_outputs(ct, mask)
-        if params.lesions:
-            packed = be.pack(params)
+        ct, mask, finish = started or (None, None, None)
+        try:
+            case = as_case(image, organ, spacing_mm)
+            if not isinstance(params, TumorParams):
+                raise InputError(f"render needs TumorParams, got {type(params).__name__}")
+            if tuple(params.volume_shape) != case.shape or not np.allclose(
+                params.spacing_mm, case.spacing_mm, rtol=1e-6, atol=0
+            ):
+                raise InputError(
+                    f"{case.source}: params were drawn for shape {tuple(params.volume_shape)} at "
+                    f"{params.spacing_mm} mm, not for this volume ({case.shape} at "
+                    f"{case.spacing_mm} mm)"
+                )
+            # the backend is chosen: from here on only be.kernels, be.pack and be.asarray
+            if finish is None:
+                ct, mask, finish = _start_outputs(be, case)
+            packed = be.pack(params) if params.lesions else None  # while the volume is copied
+        finally:
+            if finish is not None:  # never leave a copy running, also on an error
+                out, label = finish()
+        if packed is not None:
             be.kernels.render_lesions(
                 ct,
                 mask,
@@ -184,6 +191,13 @@ def _render(image, organ, spacing_mm, params, device, like) -> Synthesis:
                 packed.tex,
             )
         return Synthesis(be.restore(out, like), be.restore(label, like), params)
+
+
+def _start_outputs(be, case: Case):
+    """The case's arrays on ``be``'s device, and the copy into the outputs begun (``finish()``
+    returns them)."""
+    ct, mask = be.asarray(case.image), be.asarray(case.organ)
+    return ct, mask, be.kernels.start_copy(ct, mask)
 
 
 def synthesize(
@@ -232,8 +246,15 @@ def synthesize(
     >>> bool((replay.image == result.image).all())
     True
     """
-    get_backend(device, like=image.image if isinstance(image, Case) else image)  # fail early
+    be = get_backend(device, like=image.image if isinstance(image, Case) else image)  # fail early
     case: Case = as_case(image, organ, spacing_mm)
-    if params is None:
-        params = sample_params(case, config=config, rng=fresh_seed() if seed is None else seed)
-    return _render(case, None, None, params, device, like=image)
+    if params is not None:
+        return _render(case, None, None, params, device, like=image)
+    with be.stream_of(image.image if isinstance(image, Case) else image):
+        started = _start_outputs(be, case)  # the copy runs while the params are drawn
+        try:
+            params = sample_params(case, config=config, rng=fresh_seed() if seed is None else seed)
+        except BaseException:
+            started[2]()
+            raise
+    return _render(case, None, None, params, device, like=image, started=started)

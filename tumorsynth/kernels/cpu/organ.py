@@ -22,7 +22,7 @@ def _measure(image, organ, words, n_chunks):
     counts = np.zeros((n0, 3), np.int64)
     hist = np.zeros((n_chunks, N_BINS), np.int64)
     for c in prange(n_chunks):
-        for x in range(c * n0 // n_chunks, (c + 1) * n0 // n_chunks):
+        for x in range(c, n0, n_chunks):  # interleaved slabs: each thread gets its share of organ
             _measure_slab(image, organ, words, x, lo, hi, counts, hist[c])
     box_lo = np.empty(3, np.int64)
     box_hi = np.empty(3, np.int64)

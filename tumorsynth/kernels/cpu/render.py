@@ -7,16 +7,12 @@ that may reach it, and the tiles are processed in parallel: every voxel is writt
 
 from __future__ import annotations
 
-import functools
-import itertools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import get_num_threads, njit, prange
+from numba import njit, prange
 
-from tumorsynth.kernels.cpu.bounds import GRADIENT, cell_of, radial_bounds
+from tumorsynth.kernels.cpu.bounds import CURVATURE, cell_of, radial_bounds
 from tumorsynth.kernels.cpu.effects import (
     blend,
     capsule_profile,
@@ -170,6 +166,18 @@ def _lesion_row(organ, spacing, rows, bounds, i, tex, x, y, a, b, z0, key, dhu, 
 
 
 @njit(cache=True, inline="always")
+def _clear(key, dhu, disp, state, j0, j1):
+    """Reset entries [j0, j1) of the row buffers (only the part of a row that lesions reach)."""
+    for j in range(j0, j1):
+        key[j] = 0.0
+        dhu[j] = 0.0
+        disp[j, 0] = 0.0
+        disp[j, 1] = 0.0
+        disp[j, 2] = 0.0
+        state[j] = 0
+
+
+@njit(cache=True, inline="always")
 def _sample(image, organ, x, y, z):
     """Trilinear sample of ``image`` at voxel coordinates, or NaN when the nearest voxel is outside
     the organ (tissue is never pulled in from outside)."""
@@ -216,7 +224,7 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
     (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`) skip the shape's evaluation away from its
     surface; they change no value.
     """
-    bounds = radial_bounds(rows, GRADIENT)
+    bounds = radial_bounds(rows, CURVATURE)
     _render_tiles(
         image, organ, out, label, spacing, rows, bounds, tiles, tile_ptr, tile_lesions, tex
     )
@@ -246,10 +254,9 @@ def _render_tiles(
                     if a >= b:
                         continue
                     if lo >= hi:
-                        key[:] = 0.0
-                        dhu[:] = 0.0
-                        disp[:] = 0.0
-                        state[:] = 0
+                        lo, hi = a, a
+                    _clear(key, dhu, disp, state, min(lo, a) - z0, lo - z0)
+                    _clear(key, dhu, disp, state, hi - z0, max(hi, b) - z0)
                     lo, hi = min(lo, a), max(hi, b)
                     _lesion_row(
                         organ, spacing, rows, bounds, i, tex, x, y, a, b, z0, key, dhu, disp, state
@@ -272,30 +279,3 @@ def _render_tiles(
                     out[x, y, z] = base + dhu[j]
                     if state[j] & 2:
                         label[x, y, z] = 2
-
-
-def copy_outputs(image: np.ndarray, organ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh float32 copy of the image and uint8 copy of the mask.
-
-    NumPy copies slabs along X in a few threads (it releases the GIL): a copy is bound by memory
-    bandwidth, which one thread does not fill.
-    """
-    out = np.empty(image.shape, np.float32)
-    label = np.empty(organ.shape, np.uint8)
-    pool, n = _copier(os.getpid())
-    cuts = np.linspace(0, image.shape[0], n + 1).astype(int)
-    jobs = [
-        pool.submit(np.copyto, dst[a:b], src[a:b])
-        for a, b in itertools.pairwise(cuts)
-        for dst, src in ((out, image), (label, organ))
-    ]
-    for job in jobs:
-        job.result()
-    return out, label
-
-
-@functools.cache
-def _copier(pid: int) -> tuple[ThreadPoolExecutor, int]:
-    """This process's copy threads (keyed by process id: a forked child makes its own)."""
-    n = max(1, min(get_num_threads(), 4))
-    return ThreadPoolExecutor(max_workers=n, thread_name_prefix=f"tumorsynth-copy-{pid}"), n

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
 
 from tumorsynth.kernels.hashing import hash_u32, mix_u32, seed_u32, unit_noise
 
@@ -133,3 +133,43 @@ def texture_grid(seed, density_sigma_mm, grain_sigma_mm, base, scale, density_st
             for k in range(shape[2]):
                 out[i, j, k] = min(max(mean * s[i, j, k] / expected, 0.0), 1.0)
     return out
+
+
+def texture_grids(seeds, values, lo, shape):
+    """Several lesions' lattices at once (in parallel), flat and back to back.
+
+    Parameters
+    ----------
+    seeds : (L,) int64
+        Texture seeds.
+    values : (L, 6) float64
+        ``density_sigma_mm, grain_sigma_mm, base, scale, density_std, mean`` per lesion.
+    lo, shape : (L, 3) int64
+        Each lattice's first node and node counts (see :func:`texture_grid`).
+
+    Returns
+    -------
+    tex : (N,) float32
+        Lesion ``i``'s lattice, C order, at ``tex[offsets[i]:offsets[i + 1]]``.
+    offsets : (L + 1,) int64
+    """
+    sizes = np.prod(np.asarray(shape, np.int64).reshape(-1, 3), axis=1)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    tex = np.empty(max(int(offsets[-1]), 1), np.float32)
+    order = np.argsort(-sizes, kind="stable")  # largest first, dealt out to the threads in turn
+    workers = max(min(get_num_threads(), sizes.size), 1)
+    _fill_grids(
+        np.asarray(seeds, np.int64), np.asarray(values, np.float64), np.asarray(lo, np.int64),
+        np.asarray(shape, np.int64), offsets, order, workers, tex,
+    )  # fmt: skip
+    return tex, offsets
+
+
+@njit(cache=True, parallel=True)
+def _fill_grids(seeds, values, lo, shape, offsets, order, workers, tex):
+    for w in prange(workers):
+        for k in range(w, order.size, workers):
+            i = order[k]
+            v = values[i]
+            grid = texture_grid(seeds[i], v[0], v[1], v[2], v[3], v[4], v[5], lo[i], shape[i])
+            tex[offsets[i] : offsets[i + 1]] = grid.ravel()

@@ -17,6 +17,7 @@ _WHERE = {
     "render_lesions": "render",
     "render_pack": "render",
     "screen_centres": "organ",
+    "start_copy": "render",
     "synthesize_pack": "render",
     "texture_grid": "texture",
     "upload": "transfer",

@@ -21,6 +21,7 @@ __all__ = [
     "pack",
     "render_lesions",
     "render_pack",
+    "start_copy",
     "synthesize_pack",
 ]
 
@@ -64,6 +65,13 @@ def copy_outputs(image, organ):
     label = cupy.empty(organ.shape, cupy.uint8)
     copy_into(image, organ, out, label)
     return out, label
+
+
+def start_copy(image, organ):
+    """:func:`copy_outputs`, queued on the current stream (device copies are asynchronous already);
+    returns ``finish()`` giving ``(out, label)``, as the numba twin does."""
+    out, label = copy_outputs(image, organ)
+    return lambda: (out, label)
 
 
 def _launch(
@@ -122,7 +130,7 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
 def pack(params: TumorParams) -> Packed:
     """Kernel inputs of one params on the GPU: one upload and six texture launches.
 
-    The device twin of ``tumorsynth.packing.pack(params, texture_grid)``: the same rows, tiles and
+    The device twin of ``tumorsynth.packing.pack(params, texture_grids)``: the same rows, tiles and
     lattices, as CuPy arrays.
     """
     device = upload(pack_batch([params]))  # packing.TILE, as render_lesions expects
