@@ -148,8 +148,14 @@ def test_invalid_masks_raise_the_cpu_errors(cp):
 def _forbid_cpu_kernels(monkeypatch):
     from tumorsynth.kernels import organ
 
-    names = ("render_lesions", "texture_grid", "texture_grids", "copy_outputs", "start_copy")
-    names = (*names, "measure_organ_arrays")
+    names = (
+        "render_lesions",
+        "texture_grid",
+        "texture_grids",
+        "copy_outputs",
+        "start_copy",
+        "measure_organ_arrays",
+    )
     for name in (*names, "ball_inside_organ", "vessel_overlap"):
         monkeypatch.setattr(cpu, name, _forbidden)
     monkeypatch.setattr(organ, "measure_organ_arrays", _forbidden)

@@ -246,11 +246,12 @@ def synthesize(
     >>> bool((replay.image == result.image).all())
     True
     """
-    be = get_backend(device, like=image.image if isinstance(image, Case) else image)  # fail early
+    data = image.image if isinstance(image, Case) else image
+    be = get_backend(device, like=data)  # fail early
     case: Case = as_case(image, organ, spacing_mm)
     if params is not None:
         return _render(case, None, None, params, device, like=image)
-    with be.stream_of(image.image if isinstance(image, Case) else image):
+    with be.stream_of(data):
         started = _start_outputs(be, case)  # the copy runs while the params are drawn
         try:
             params = sample_params(case, config=config, rng=fresh_seed() if seed is None else seed)

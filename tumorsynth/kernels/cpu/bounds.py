@@ -92,23 +92,6 @@ def _direction(face, a, b):
     return a * n, b * n, s * n
 
 
-@njit(cache=True, inline="always")
-def _inverse3(rows, i):
-    """Inverse of lesion ``i``'s 3 x 3 ``TO_UNIT`` matrix (unit ball to mm), by cofactors."""
-    m = rows[i, TO_UNIT : TO_UNIT + 9]
-    inv = np.empty((3, 3))
-    inv[0, 0] = m[4] * m[8] - m[5] * m[7]
-    inv[0, 1] = m[2] * m[7] - m[1] * m[8]
-    inv[0, 2] = m[1] * m[5] - m[2] * m[4]
-    inv[1, 0] = m[5] * m[6] - m[3] * m[8]
-    inv[1, 1] = m[0] * m[8] - m[2] * m[6]
-    inv[1, 2] = m[2] * m[3] - m[0] * m[5]
-    inv[2, 0] = m[3] * m[7] - m[4] * m[6]
-    inv[2, 1] = m[1] * m[6] - m[0] * m[7]
-    inv[2, 2] = m[0] * m[4] - m[1] * m[3]
-    return inv / (m[0] * inv[0, 0] + m[1] * inv[1, 0] + m[2] * inv[2, 0])
-
-
 @njit(cache=True, parallel=True)
 def radial_bounds(rows, curvature):
     """(L, 6, N_CELLS, N_CELLS, 2) unit-ball radii per lesion and direction cell: deep inside at
@@ -127,7 +110,7 @@ def radial_bounds(rows, curvature):
         outward_mm = max(EDGE_REACH * sigma, CAPS_OUT * thick)
         if rows[i, MASS_K] > 0.0:
             outward_mm = max(outward_mm, rows[i, MASS_REACH])
-        to_mm = _inverse3(rows, i)
+        to_mm = np.linalg.inv(rows[i, TO_UNIT : TO_UNIT + 9].copy().reshape((3, 3)))
         gram = np.linalg.eigvalsh(to_mm.T @ to_mm)  # the semi-axes squared
         scale_margin = (gram[2] - gram[0]) * step * 0.7072  # half a sample square's diagonal
         a_min2 = rows[i, A_MIN] ** 2
