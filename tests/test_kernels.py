@@ -218,6 +218,32 @@ def test_curvature_constants_bound_each_basis_function_on_every_face():
     assert (worst >= 0.8 * CURVATURE).all(), worst  # and not far above it
 
 
+def test_edge_weight_table_is_phi_within_1e_10():
+    """The render's edge weight (cubic pieces of EDGE_TABLE) against erfc, and the CUDA copy of the
+    table holds the very same doubles."""
+    from numba import njit
+
+    from tumorsynth.kernels.cpu.effects import edge_weight
+    from tumorsynth.kernels.edge import EDGE_TABLE, cuda_table, edge_weight_reference
+
+    @njit
+    def weights(sd, sigma):
+        return np.array([edge_weight(d, sigma) for d in sd])
+
+    u = np.linspace(-3.5, 3.5, 70_001)
+    for sigma in (0.3, 1.0, 2.7):
+        got = weights(u * sigma, sigma)
+        assert np.abs(got - edge_weight_reference(u)).max() < 1e-10
+        assert (np.diff(got) <= 0).all()  # monotone, from exactly 1 to exactly 0
+        assert got[0] == 1.0 and got[-1] == 0.0
+    body = cuda_table().split("{", 1)[1].rsplit("}", 1)[0]
+    values = [
+        float.fromhex(v) for v in body.replace("{", " ").replace("}", " ").replace(",", " ").split()
+    ]
+    np.testing.assert_array_equal(np.reshape(values, EDGE_TABLE.shape), EDGE_TABLE)
+    assert f"TS_EDGE_PIECES {len(EDGE_TABLE)}" in cuda_table()
+
+
 @pytest.mark.parametrize("tile", [16, (8, 32, 256), (3, 5, 7)])
 def test_render_is_the_same_for_any_tiling_and_with_or_without_bounds(tile):
     from tumorsynth.kernels.cpu.bounds import CURVATURE, radial_bounds
@@ -228,12 +254,17 @@ def test_render_is_the_same_for_any_tiling_and_with_or_without_bounds(tile):
     params = _params(image, organ, (0.8, 0.9, 1.7), config, seed=2)
     want = ts.render(image, organ, (0.8, 0.9, 1.7), params)
     packed = pack(params, cpu.texture_grids, tile=tile)
-    loose = radial_bounds(packed.rows, CURVATURE)
+    tight = radial_bounds(packed.rows, CURVATURE)
+    loose = tight.copy()
     loose[..., 0], loose[..., 1] = -1.0, np.inf  # the global bounds only
-    for bounds in (radial_bounds(packed.rows, CURVATURE), loose):
+    for bounds, reach in [
+        (tight, tight[..., 1].max(axis=(1, 2, 3))),
+        (loose, packed.rows[:, FAR_RHO]),
+    ]:
+        assert (reach <= packed.rows[:, FAR_RHO]).all()
         out, label = cpu.copy_outputs(image, organ)
-        args = (packed.rows, bounds, packed.tiles, packed.tile_ptr, packed.tile_lesions, packed.tex)
-        _render_tiles(image, organ, out, label, np.array([0.8, 0.9, 1.7]), *args)
+        args = (packed.rows, bounds, reach, packed.tiles, packed.tile_ptr, packed.tile_lesions)
+        _render_tiles(image, organ, out, label, np.array([0.8, 0.9, 1.7]), *args, packed.tex)
         np.testing.assert_array_equal(out, want.image)
         np.testing.assert_array_equal(label, want.label)
 

@@ -29,6 +29,7 @@ N_FIELDS = 49
 
 NECRO_SOFT = 0.08  # softness of the necrotic core's edge, unit-ball units
 EDGE_REACH = 3.0  # the edge weight is exactly 0 / 1 beyond 3 edge sigmas (Phi(-3) = 0.0013)
+EDGE_STEPS = 64  # cubic pieces per sigma of the edge weight's table (tumorsynth.kernels.edge)
 CAPS_IN, CAPS_OUT = (
     2.5,
     1.5,

@@ -11,19 +11,26 @@ import math
 from numba import njit
 
 from tumorsynth.kernels.cpu.shape import cbrt
-from tumorsynth.kernels.layout import CAPS_IN, CAPS_OUT, EDGE_REACH, NECRO_SOFT
+from tumorsynth.kernels.edge import EDGE_TABLE
+from tumorsynth.kernels.layout import CAPS_IN, CAPS_OUT, EDGE_REACH, EDGE_STEPS, NECRO_SOFT
 
 SQRT2 = math.sqrt(2.0)
+LAST_PIECE = EDGE_TABLE.shape[0] - 1
 
 
 @njit(cache=True, inline="always")
 def edge_weight(sd, sigma):
-    """Blurred edge (intensity stage): Phi(-sd / sigma), exactly 1 / 0 beyond ``EDGE_REACH`` sigmas."""
+    """Blurred edge (intensity stage): Phi(-sd / sigma), exactly 1 / 0 beyond ``EDGE_REACH`` sigmas,
+    from the cubic pieces of :data:`tumorsynth.kernels.edge.EDGE_TABLE` (a global array: numba
+    compiles it in as a constant)."""
     if sd <= -EDGE_REACH * sigma:
         return 1.0
     if sd >= EDGE_REACH * sigma:
         return 0.0
-    return 0.5 * math.erfc(sd / (sigma * SQRT2))
+    g = (sd / sigma + EDGE_REACH) * EDGE_STEPS
+    k = min(int(g), LAST_PIECE)
+    t = g - k
+    return EDGE_TABLE[k, 0] + t * (EDGE_TABLE[k, 1] + t * (EDGE_TABLE[k, 2] + t * EDGE_TABLE[k, 3]))
 
 
 @njit(cache=True, inline="always")

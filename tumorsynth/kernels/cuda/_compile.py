@@ -15,6 +15,7 @@ import numpy as np
 
 from tumorsynth.errors import InputError
 from tumorsynth.kernels import layout
+from tumorsynth.kernels.edge import cuda_table
 
 SRC = Path(__file__).with_name("_src")
 # --fmad=false: no fused multiply-add, so double arithmetic rounds exactly as in the numba kernels
@@ -47,9 +48,15 @@ def ctype(dtype) -> str:
 
 
 def source(name: str) -> str:
-    """Full CUDA source of ``_src/<name>.cu``: layout constants, common code, the kernels."""
+    """Full CUDA source of ``_src/<name>.cu``: layout constants, the edge table, common code, the
+    kernels."""
     defines = [f"#define L_{k} {getattr(layout, k)!r}" for k in sorted(dir(layout)) if k.isupper()]
-    parts = ["\n".join(defines), (SRC / "common.cuh").read_text(), (SRC / f"{name}.cu").read_text()]
+    parts = [
+        "\n".join(defines),
+        cuda_table(),
+        (SRC / "common.cuh").read_text(),
+        (SRC / f"{name}.cu").read_text(),
+    ]
     return "\n".join(parts)
 
 

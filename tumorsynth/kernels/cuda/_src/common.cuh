@@ -5,7 +5,8 @@
 // Every expression below follows the numba kernels (tumorsynth/kernels/cpu) operation for operation,
 // and the module is compiled with --fmad=false (no fused multiply-add): additions, products,
 // quotients and square roots are then the same IEEE double operations as on the CPU, so shapes,
-// labels and texture lattices agree bit for bit; only exp / erfc / cbrt may differ in the last ulp.
+// labels, edge weights and texture lattices agree bit for bit; only exp / erfc / cbrt (capsule,
+// necrotic core, mass effect) may differ in the last ulp.
 
 typedef unsigned int u32;
 typedef long long i64;

@@ -5,6 +5,16 @@
 // each voxel composites the short list of lesions that may reach its tile. Tiles are at most
 // 2^lx x 2^ly x 2^lz voxels (the packing's tile, rounded up to powers of two).
 
+// Blurred edge within EDGE_REACH sigmas: Phi(-sd / sigma) from the cubic pieces of TS_EDGE_TABLE
+// (tumorsynth/kernels/edge.py), operation for operation as cpu/effects.py: edge_weight.
+TS_DEV double ts_edge_weight(double sd, double sigma) {
+    double g = (sd / sigma + L_EDGE_REACH) * L_EDGE_STEPS;
+    int k = min((int)g, TS_EDGE_PIECES - 1);
+    double t = g - k;
+    const double* c = TS_EDGE_TABLE[k];
+    return c[0] + t * (c[1] + t * (c[2] + t * c[3]));
+}
+
 // HU change of one lesion at a voxel, given its edge weight and capsule profile.
 TS_DEV double ts_appearance(const double* __restrict__ row, const float* __restrict__ tex, double dx,
                             double dy, double dz, double rho, double w, double cap) {
@@ -113,7 +123,7 @@ __global__ void ts_render(
         } else if (sd >= L_EDGE_REACH * sigma) {
             w = 0.0;
         } else {
-            w = 0.5 * erfc(sd / (sigma * TS_SQRT2));
+            w = ts_edge_weight(sd, sigma);
         }
         double thickness = row[L_CAPS_T];
         if (state == TS_NEAR && thickness > 0.0 && -L_CAPS_IN * thickness < sd &&
