@@ -131,6 +131,32 @@ def test_organ_queries_match_reference():
         assert got == reference.vessel_overlap(image, organ, spacing, row, 140.0, 1.0)
 
 
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.8, 0.9, 1.7)])
+def test_vessel_overlap_matches_reference_in_lesion_boxes(spacing):
+    """The slab-by-slab check, in each candidate's own box (clipped at the volume's faces), gives
+    the whole-volume oracle's answer, hits and misses alike."""
+    from tumorsynth.packing import lesion_box
+
+    image, organ = toy_volume(spacing=spacing, seed=3)
+    image[:, 20:22, 12:14] += 150.0  # a vessel along x, one across, and one up z
+    image[30:32, :, 25:27] += 150.0
+    image[10:12, 30:32, :] += 150.0
+    config = {"preset": "syntumor", "size_class": "tiny"}
+    shape = ts.sample_params(image, organ, spacing, config, rng=4).lesions[0].shape
+    geom = shape_geometry(shape)
+    voxels = np.argwhere(organ > 0)
+    rng = np.random.default_rng(5)
+    answers = []
+    for _ in range(40):
+        centre = (voxels[rng.integers(len(voxels))] + rng.uniform(-0.5, 0.5, 3)) * spacing
+        row = shape_row(centre, geom, shape.deform)
+        box = lesion_box(centre, geom.extent_mm(geom.r_hi), spacing, organ.shape)
+        got = cpu.vessel_overlap(image, organ, np.array(spacing), row, box[:3], box[3:], 160.0, 1.0)
+        assert got == reference.vessel_overlap(image, organ, spacing, row, 160.0, 1.0), centre
+        answers.append(got)
+    assert 5 <= sum(answers) <= 35  # both answers are exercised
+
+
 def test_measure_organ_matches_numpy():
     image, organ = toy_volume()
     lo, hi, count, not_binary, not_finite, hist = cpu.measure_organ_arrays(image, organ)
