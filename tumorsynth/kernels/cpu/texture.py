@@ -23,34 +23,32 @@ def _weights():
 
 @njit(cache=True)
 def _blur_valid(a, w):
-    """Separable correlation with ``w`` along each axis, keeping only fully covered nodes."""
+    """Separable correlation with ``w`` along each axis, keeping only fully covered nodes.
+
+    Each sum adds its terms in tap order from 0.0 (as the CUDA kernel does); the loop over nodes is
+    innermost, so it vectorises.
+    """
     r = (w.size - 1) // 2
     n0, n1, n2 = a.shape
     m0, m1, m2 = n0 - 2 * r, n1 - 2 * r, n2 - 2 * r
     b = np.zeros((m0, n1, n2))
     for i in range(m0):
-        for j in range(n1):
-            for k in range(n2):
-                acc = 0.0
-                for t in range(w.size):
-                    acc += w[t] * a[i + t, j, k]
-                b[i, j, k] = acc
+        for t in range(w.size):
+            for j in range(n1):
+                for k in range(n2):
+                    b[i, j, k] += w[t] * a[i + t, j, k]
     c = np.zeros((m0, m1, n2))
     for i in range(m0):
         for j in range(m1):
-            for k in range(n2):
-                acc = 0.0
-                for t in range(w.size):
-                    acc += w[t] * b[i, j + t, k]
-                c[i, j, k] = acc
+            for t in range(w.size):
+                for k in range(n2):
+                    c[i, j, k] += w[t] * b[i, j + t, k]
     d = np.zeros((m0, m1, m2))
     for i in range(m0):
         for j in range(m1):
-            for k in range(m2):
-                acc = 0.0
-                for t in range(w.size):
-                    acc += w[t] * c[i, j, k + t]
-                d[i, j, k] = acc
+            for t in range(w.size):
+                for k in range(m2):
+                    d[i, j, k] += w[t] * c[i, j, k + t]
     return d
 
 
