@@ -173,14 +173,12 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
     a = np.empty((by, bz))  # this slab, smoothed along x
     c = np.empty((by, cz))  # and along z
     d = np.empty(cz)  # one row of it, and along y
-    done = np.zeros(hi[0] - lo[0], np.bool_)
     mid = (lo[0] + hi[0]) // 2  # the slabs visited first include the middle one
     stride = 16
     while stride >= 1:
         for x in range(lo[0] + (mid - lo[0]) % stride, hi[0], stride):
-            if done[x - lo[0]]:
-                continue
-            done[x - lo[0]] = True
+            if stride < 16 and (x - mid) % (2 * stride) == 0:
+                continue  # visited at the coarser stride
             a[:, :] = 0.0
             for t in range(-r0, r0 + 1):  # the sums' terms in order, the voxels' loop innermost
                 plane = image[min(max(x + t, 0), n[0] - 1)]
