@@ -290,7 +290,8 @@ def test_render_is_the_same_for_any_tiling_and_with_or_without_bounds(tile):
         assert (reach <= packed.rows[:, FAR_RHO]).all()
         out, label = cpu.copy_outputs(image, organ)
         args = (packed.rows, bounds, reach, packed.tiles, packed.tile_ptr, packed.tile_lesions)
-        _render_tiles(image, organ, out, label, np.array([0.8, 0.9, 1.7]), *args, packed.tex)
+        spacing = np.array([0.8, 0.9, 1.7])
+        _render_tiles(image, organ, out, label, spacing, *args, packed.tex, 3)  # 3 workers
         np.testing.assert_array_equal(out, want.image)
         np.testing.assert_array_equal(label, want.label)
 
@@ -306,3 +307,69 @@ def test_start_copy_gives_float32_and_uint8_copies_while_the_caller_works():
     np.testing.assert_array_equal(out, image_before.astype(np.float32))
     np.testing.assert_array_equal(label, organ)
     assert not np.shares_memory(out, image) and not np.shares_memory(label, organ)
+
+
+def test_render_is_the_same_with_one_thread():
+    import numba
+
+    image, organ = toy_volume((64, 60, 56), spacing=(0.8, 0.9, 1.7))
+    config = {"preset": "liver", "size_class": "mix", "location": {"if_no_room": "skip"}}
+    params = _params(image, organ, (0.8, 0.9, 1.7), config, seed=4)
+    want = ts.render(image, organ, (0.8, 0.9, 1.7), params)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        got = ts.render(image, organ, (0.8, 0.9, 1.7), params)
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_array_equal(got.image, want.image)
+    np.testing.assert_array_equal(got.label, want.label)
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def test_recycler_reuses_memory_only_once_every_view_is_gone():
+    torch = pytest.importorskip("torch")
+    from tumorsynth.recycle import Recycler
+
+    pool = Recycler(keep=2)
+    a = pool.empty((6, 5, 4), np.float32)
+    b = pool.empty((6, 5, 4), np.float32)
+    assert not np.shares_memory(a, b)
+    first = _address(a)
+    del a
+    c = pool.empty((6, 5, 4), np.float32)
+    assert _address(c) == first  # a was dropped: its memory comes back
+    assert pool.empty((6, 5, 4), np.uint8).dtype == np.uint8  # another dtype: its own arrays
+    view, tensor = c[2:], torch.from_numpy(b)
+    del b, c
+    d = pool.empty((6, 5, 4), np.float32)  # both held through a view / a tensor
+    assert not np.shares_memory(d, view) and not np.shares_memory(d.ravel(), tensor.numpy())
+    del view
+    e = pool.empty((6, 5, 4), np.float32)  # keep=2: a's memory was let go when d came in
+    assert not np.shares_memory(e, d) and not np.shares_memory(e.ravel(), tensor.numpy())
+    pool.clear()
+    assert pool.empty((2, 2), np.float32).shape == (2, 2)
+
+
+def test_synthesize_reuses_dropped_outputs_and_never_live_ones():
+    from tumorsynth.recycle import RECYCLER
+
+    image, organ = toy_volume((48, 44, 40), spacing=(1.5, 1.5, 1.5))
+    config = {"preset": "syntumor", "size_class": "small", "location": {"if_no_room": "skip"}}
+    kept = ts.synthesize(image, organ, 1.5, config=config, seed=1)
+    want = kept.image.copy(), kept.label.copy()
+    address = _address(ts.synthesize(image, organ, 1.5, config=config, seed=2).image)
+    again = ts.synthesize(image, organ, 1.5, config=config, seed=3)  # the dropped one's memory
+    assert _address(again.image) == address
+    assert not np.shares_memory(again.image, kept.image)
+    np.testing.assert_array_equal(kept.image, want[0])  # a live result is never written over
+    np.testing.assert_array_equal(kept.label, want[1])
+    fresh = ts.render(image.copy(), organ.copy(), 1.5, again.params)
+    np.testing.assert_array_equal(again.image, fresh.image)
+    np.testing.assert_array_equal(again.label, fresh.label)
+    del again, fresh
+    ts.empty_cache()
+    assert not RECYCLER._held  # the memory goes back to the system as the last users drop it

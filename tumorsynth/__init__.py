@@ -23,6 +23,7 @@ from tumorsynth.config import PRESETS, SynthConfig, load_config
 from tumorsynth.errors import ConfigError, InputError, PlacementError, TumorSynthError
 from tumorsynth.params import LesionParams, TumorParams
 from tumorsynth.pipeline import Synthesis, render, sample_params, synthesize
+from tumorsynth.recycle import empty_cache
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,7 @@ __all__ = [
     "TumorSynthError",
     "__version__",
     "as_case",
+    "empty_cache",
     "load_config",
     "render",
     "sample_params",

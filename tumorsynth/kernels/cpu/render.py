@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from tumorsynth.kernels.cpu.bounds import CURVATURE, cell_of, radial_bounds
 from tumorsynth.kernels.cpu.effects import (
@@ -229,73 +229,93 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
     """
     bounds = radial_bounds(rows, CURVATURE)
     reach = bounds[..., 1].max(axis=(1, 2, 3))  # at most FAR_RHO, often well below
+    workers = max(min(get_num_threads(), tiles.shape[0]), 1)
     _render_tiles(
-        image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr, tile_lesions, tex
-    )
+        image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr, tile_lesions, tex,
+        workers,
+    )  # fmt: skip
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def _render_tiles(
-    image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr, tile_lesions, tex
+    image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr, tile_lesions, tex,
+    workers,
+):  # fmt: skip
+    """:func:`render_lesions` with the per-direction ``bounds``, their largest unit-ball radius
+    ``reach`` per lesion, and the tiles dealt out to ``workers`` threads in turn.
+
+    In turn rather than in contiguous blocks (numba's static schedule): neighbouring tiles cost
+    alike, so each thread gets its share of every lesion (blocks left one thread with up to 1.3x
+    the other's work).
+    """
+    for w in prange(workers):
+        for t in range(w, tiles.shape[0], workers):
+            _render_tile(
+                image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr,
+                tile_lesions, tex, t,
+            )  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy")
+def _render_tile(
+    image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr, tile_lesions, tex, t
 ):
-    """:func:`render_lesions` with the per-direction ``bounds`` and their largest unit-ball
-    radius ``reach`` per lesion."""
-    for t in prange(tiles.shape[0]):
-        first, last = tile_ptr[t], tile_ptr[t + 1]
-        z0, z1 = tiles[t, 2], tiles[t, 5]
-        nz = z1 - z0
-        key = np.empty(nz)
-        dhu = np.empty(nz)
-        disp = np.empty((nz, 3))
-        state = np.empty(nz, np.uint8)
-        for x in range(tiles[t, 0], tiles[t, 3]):
-            for y in range(tiles[t, 1], tiles[t, 4]):
-                lo, hi = z1, z0
-                for q in range(first, last):
-                    i = tile_lesions[q]
-                    dx = x * spacing[0] - rows[i, CENTER]
-                    dy = y * spacing[1] - rows[i, CENTER + 1]
-                    a, b = _row_span(rows, i, dx, dy, spacing[2], z0, z1, reach[i])
-                    if a >= b:
-                        continue
-                    if lo >= hi:
-                        lo, hi = a, a
-                    _clear(key, dhu, disp, state, min(lo, a) - z0, lo - z0)
-                    _clear(key, dhu, disp, state, hi - z0, max(hi, b) - z0)
-                    lo, hi = min(lo, a), max(hi, b)
-                    _lesion_row(
+    """Render tile ``t`` (see :func:`render_lesions`)."""
+    first, last = tile_ptr[t], tile_ptr[t + 1]
+    z0, z1 = tiles[t, 2], tiles[t, 5]
+    nz = z1 - z0
+    key = np.empty(nz)
+    dhu = np.empty(nz)
+    disp = np.empty((nz, 3))
+    state = np.empty(nz, np.uint8)
+    for x in range(tiles[t, 0], tiles[t, 3]):
+        for y in range(tiles[t, 1], tiles[t, 4]):
+            lo, hi = z1, z0
+            for q in range(first, last):
+                i = tile_lesions[q]
+                dx = x * spacing[0] - rows[i, CENTER]
+                dy = y * spacing[1] - rows[i, CENTER + 1]
+                a, b = _row_span(rows, i, dx, dy, spacing[2], z0, z1, reach[i])
+                if a >= b:
+                    continue
+                if lo >= hi:
+                    lo, hi = a, a
+                _clear(key, dhu, disp, state, min(lo, a) - z0, lo - z0)
+                _clear(key, dhu, disp, state, hi - z0, max(hi, b) - z0)
+                lo, hi = min(lo, a), max(hi, b)
+                _lesion_row(
+                    organ,
+                    spacing,
+                    rows,
+                    bounds,
+                    reach[i],
+                    i,
+                    tex,
+                    x,
+                    y,
+                    a,
+                    b,
+                    z0,
+                    key,
+                    dhu,
+                    disp,
+                    state,
+                )
+            for z in range(lo, hi):
+                j = z - z0
+                if state[j] == 0:
+                    continue
+                base = image[x, y, z]
+                if disp[j, 0] != 0.0 or disp[j, 1] != 0.0 or disp[j, 2] != 0.0:
+                    moved = _sample(
+                        image,
                         organ,
-                        spacing,
-                        rows,
-                        bounds,
-                        reach[i],
-                        i,
-                        tex,
-                        x,
-                        y,
-                        a,
-                        b,
-                        z0,
-                        key,
-                        dhu,
-                        disp,
-                        state,
+                        x + disp[j, 0] / spacing[0],
+                        y + disp[j, 1] / spacing[1],
+                        z + disp[j, 2] / spacing[2],
                     )
-                for z in range(lo, hi):
-                    j = z - z0
-                    if state[j] == 0:
-                        continue
-                    base = image[x, y, z]
-                    if disp[j, 0] != 0.0 or disp[j, 1] != 0.0 or disp[j, 2] != 0.0:
-                        moved = _sample(
-                            image,
-                            organ,
-                            x + disp[j, 0] / spacing[0],
-                            y + disp[j, 1] / spacing[1],
-                            z + disp[j, 2] / spacing[2],
-                        )
-                        if not math.isnan(moved):
-                            base = moved
-                    out[x, y, z] = base + dhu[j]
-                    if state[j] & 2:
-                        label[x, y, z] = 2
+                    if not math.isnan(moved):
+                        base = moved
+                out[x, y, z] = base + dhu[j]
+                if state[j] & 2:
+                    label[x, y, z] = 2
