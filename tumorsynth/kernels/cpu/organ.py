@@ -160,12 +160,12 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
     fine (every 16th, the middle one among them, then those halfway between, ...), so a candidate
     that touches a vessel is usually turned down within a few slabs.
     """
+    if hi[0] <= lo[0] or hi[1] <= lo[1] or hi[2] <= lo[2]:
+        return False
     n = image.shape
     w0, r0 = _gauss(sigma_mm / spacing[0])
     w1, r1 = _gauss(sigma_mm / spacing[1])
     w2, r2 = _gauss(sigma_mm / spacing[2])
-    if hi[0] <= lo[0] or hi[1] <= lo[1] or hi[2] <= lo[2]:
-        return False
     rows = row.reshape((1, row.size))
     y0, y1 = max(lo[1] - r1, 0), min(hi[1] + r1, n[1])
     z0, z1 = max(lo[2] - r2, 0), min(hi[2] + r2, n[2])
