@@ -19,10 +19,15 @@ from tumorsynth.kernels.layout import EDGE_REACH, EDGE_STEPS
 __all__ = ["EDGE_TABLE", "cuda_table", "edge_table", "edge_weight_reference"]
 
 
+def _upper_tail(u: float) -> float:
+    """Phi(-u), the standard normal's upper tail at ``u``, from ``math.erfc``."""
+    return 0.5 * math.erfc(u / math.sqrt(2.0))
+
+
 def edge_weight_reference(u):
     """Phi(-u), exactly 1 / 0 beyond ``EDGE_REACH``, from ``math.erfc`` (array in, array out)."""
     u = np.asarray(u, dtype=np.float64)
-    phi = np.vectorize(lambda x: 0.5 * math.erfc(x / math.sqrt(2.0)))(u)
+    phi = np.vectorize(_upper_tail, otypes=[np.float64])(u)
     return np.where(u <= -EDGE_REACH, 1.0, np.where(u >= EDGE_REACH, 0.0, phi))
 
 
@@ -32,7 +37,7 @@ def edge_table(steps_per_sigma: int = EDGE_STEPS) -> np.ndarray:
     ``u = -EDGE_REACH + (k + t) / steps_per_sigma``."""
     h = 1.0 / steps_per_sigma
     u = np.linspace(-EDGE_REACH, EDGE_REACH, round(2 * EDGE_REACH * steps_per_sigma) + 1)
-    value = np.array([0.5 * math.erfc(x / math.sqrt(2.0)) for x in u])
+    value = np.array([_upper_tail(x) for x in u])
     slope = -h * np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi)  # d/dt, t in interval units
     v0, v1, s0, s1 = value[:-1], value[1:], slope[:-1], slope[1:]
     table = np.stack([v0, s0, 3.0 * (v1 - v0) - 2.0 * s0 - s1, 2.0 * (v0 - v1) + s0 + s1], axis=1)
