@@ -12,33 +12,10 @@ import math
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from tumorsynth.kernels.cpu.bounds import CURVATURE, cell_of, radial_bounds
-from tumorsynth.kernels.cpu.effects import (
-    blend,
-    capsule_profile,
-    edge_weight,
-    mass_factor,
-    necrosis_weight,
-)
-from tumorsynth.kernels.cpu.shape import cbrt, radial, unit_coords
-from tumorsynth.kernels.layout import (
-    CAPS_HU,
-    CAPS_T,
-    CENTER,
-    DELTA_HU,
-    EDGE_SIGMA,
-    FAR_RHO,
-    INNER_RHO,
-    MASS_K,
-    MASS_REACH,
-    NECRO_DELTA,
-    NECRO_RHO,
-    TEX_H,
-    TEX_LO,
-    TEX_N,
-    TEX_OFFSET,
-    TO_UNIT,
-)
+from tumorsynth.kernels.cpu.bounds import CURVATURE, radial_bounds
+from tumorsynth.kernels.cpu.shape import radial, unit_coords
+from tumorsynth.kernels.cpu.slab import N_ROW, N_VAL, apply, collect, shell_terms
+from tumorsynth.kernels.layout import CENTER, FAR_RHO, INNER_RHO, TO_UNIT
 
 
 @njit(cache=True, inline="always")
@@ -85,92 +62,9 @@ def _row_span(rows, i, dx, dy, sz, z_lo, z_hi, rho_max):
     return max(a, z_lo), min(b, z_hi)
 
 
-# error_model="numpy": IEEE division without Python's zero-divisor checks (no divisor here is zero;
-# the checks cost the hot loops 5 %)
-@njit(cache=True, error_model="numpy")
-def _lesion_row(organ, spacing, rows, bounds, far, i, tex, x, y, a, b, z0, key, dhu, disp, state):
-    """Add lesion ``i``'s effect on voxels z in [a, b) of row (x, y) to the row buffers.
-
-    ``key``/``dhu``: strongest weight so far and its HU change (the voxel belongs to the lesion it is
-    most inside); ``disp``: summed mass-effect displacement, mm; ``state``: bit 1 touched, bit 2
-    tumour. The lesion's parameters are read once per row, not once per voxel; ``bounds``
-    (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`) sends voxels deep inside or out of reach
-    in their direction past the shape's evaluation, and beyond unit-ball radius ``far`` (their
-    largest) the lesion reaches nothing.
-    """
-    dx = x * spacing[0] - rows[i, CENTER]
-    dy = y * spacing[1] - rows[i, CENTER + 1]
-    cz, sz = rows[i, CENTER + 2], spacing[2]
-    m = TO_UNIT
-    q0x = rows[i, m] * dx + rows[i, m + 1] * dy
-    q0y = rows[i, m + 3] * dx + rows[i, m + 4] * dy
-    q0z = rows[i, m + 6] * dx + rows[i, m + 7] * dy
-    ax, ay, az = rows[i, m + 2], rows[i, m + 5], rows[i, m + 8]
-    inner = rows[i, INNER_RHO]
-    sigma, delta = rows[i, EDGE_SIGMA], rows[i, DELTA_HU]
-    core, core_delta = rows[i, NECRO_RHO], rows[i, NECRO_DELTA]
-    k, reach = rows[i, MASS_K], rows[i, MASS_REACH]
-    f_in = cbrt(1.0 - k) if k > 0.0 else 1.0
-    thick, caps_hu = rows[i, CAPS_T], rows[i, CAPS_HU]
-    h = rows[i, TEX_H]
-    inv_h = 1.0 / h
-    n1, n2 = int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
-    g0 = min(max(dx / h - rows[i, TEX_LO], 0.0), rows[i, TEX_N] - 1.000001)
-    g1 = min(max(dy / h - rows[i, TEX_LO + 1], 0.0), n1 - 1.000001)
-    t0, t1 = int(g0), int(g1)
-    f0, f1 = g0 - t0, g1 - t1
-    base_k = int(rows[i, TEX_OFFSET]) + (t0 * n1 + t1) * n2
-    w00, w01, w10, w11 = (1 - f0) * (1 - f1), (1 - f0) * f1, f0 * (1 - f1), f0 * f1
-    in_plane2 = dx * dx + dy * dy
-    for z in range(a, b):
-        if organ[x, y, z] == 0:
-            continue
-        dz = z * sz - cz
-        qx, qy, qz = q0x + dz * ax, q0y + dz * ay, q0z + dz * az
-        rho = math.sqrt(qx * qx + qy * qy + qz * qz)
-        if rho >= far:
-            continue
-        deep = rho <= inner or rho < 1e-9
-        if not deep:
-            face, ci, cj = cell_of(qx, qy, qz)
-            if rho >= bounds[i, face, ci, cj, 1]:
-                continue
-            deep = rho <= bounds[i, face, ci, cj, 0]
-        if deep:
-            inside, w, cap, f = True, 1.0, 0.0, f_in
-        else:
-            inv_rho = 1.0 / rho  # one division, reused: divisions dominate this loop otherwise
-            big_r = radial(rows, i, qx * inv_rho, qy * inv_rho, qz * inv_rho)
-            sd = math.sqrt(in_plane2 + dz * dz) * (1.0 - big_r * inv_rho)
-            inside = rho <= big_r
-            w = edge_weight(sd, sigma)
-            cap = capsule_profile(sd, thick)
-            f = mass_factor(rho, big_r, sd, inside, k, reach)
-        j = z - z0
-        if f != 1.0:
-            disp[j, 0] += dx * (f - 1.0)
-            disp[j, 1] += dy * (f - 1.0)
-            disp[j, 2] += dz * (f - 1.0)
-        state[j] |= 3 if inside else 1
-        weight = max(w, cap)
-        if weight > key[j]:
-            key[j] = weight
-            g2 = min(max(dz * inv_h - rows[i, TEX_LO + 2], 0.0), n2 - 1.000001)
-            t2 = int(g2)
-            f2 = g2 - t2
-            kk = base_k + t2
-            lo_v = w00 * tex[kk] + w01 * tex[kk + n2] + w10 * tex[kk + n1 * n2]
-            lo_v += w11 * tex[kk + n1 * n2 + n2]
-            hi_v = w00 * tex[kk + 1] + w01 * tex[kk + n2 + 1] + w10 * tex[kk + n1 * n2 + 1]
-            hi_v += w11 * tex[kk + n1 * n2 + n2 + 1]
-            texture = lo_v * (1.0 - f2) + hi_v * f2
-            necrosis = necrosis_weight(rho, core)
-            dhu[j] = blend(w, delta, texture, necrosis, core_delta, cap, caps_hu)
-
-
 @njit(cache=True, inline="always")
 def _clear(key, dhu, disp, state, j0, j1):
-    """Reset entries [j0, j1) of the row buffers (only the part of a row that lesions reach)."""
+    """Reset entries [j0, j1) of the slab buffers (only the part of a row that lesions reach)."""
     for j in range(j0, j1):
         key[j] = 0.0
         dhu[j] = 0.0
@@ -221,9 +115,10 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
 
     Notes
     -----
-    Each row of a tile is cut, analytically, into the span each lesion reaches (along a row the
-    unit-ball radius squared is a quadratic in z); each lesion then adds its effect to small row
-    buffers, which are composited and written once. Per-direction bounds of each lesion's radius
+    A tile is rendered one slab (the rows of one x) at a time. Each row is cut, analytically, into
+    the span each lesion reaches (along a row the unit-ball radius squared is a quadratic in z);
+    each lesion then adds its effect on its spans to the slab's buffers (:mod:`.slab`), which are
+    composited and written once. Per-direction bounds of each lesion's radius
     (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`) skip the shape's evaluation away from its
     surface; they change no value.
     """
@@ -248,61 +143,76 @@ def _render_tiles(
     alike, so each thread gets its share of every lesion (blocks left one thread with up to 1.3x
     the other's work).
     """
+    ny = max(tiles[:, 4] - tiles[:, 1]) if tiles.shape[0] else 0
+    nz = max(tiles[:, 5] - tiles[:, 2]) if tiles.shape[0] else 0
     for w in prange(workers):
+        buffers = _slab_buffers(ny, nz)
         for t in range(w, tiles.shape[0], workers):
             _render_tile(
                 image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr,
-                tile_lesions, tex, t,
+                tile_lesions, tex, t, buffers,
             )  # fmt: skip
+
+
+@njit(cache=True)
+def _slab_buffers(ny, nz):
+    """A thread's buffers for slabs of up to ``ny`` rows of ``nz`` voxels (see :mod:`.slab`)."""
+    n = ny * nz
+    return (
+        np.empty(n),  # key
+        np.empty(n),  # dhu
+        np.empty((n, 3)),  # disp
+        np.empty(n, np.uint8),  # state
+        np.empty((2, 2, n), np.int64),  # idx
+        np.empty((2, N_VAL, n)),  # val
+        np.empty((N_ROW, ny)),  # row_f
+        np.empty(ny, np.int64),  # row_k
+        np.empty((4, ny), np.int64),  # spans (a, b) of a lesion, the rows' extents (lo, hi)
+    )
 
 
 @njit(cache=True, error_model="numpy")
 def _render_tile(
-    image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr, tile_lesions, tex, t
-):
-    """Render tile ``t`` (see :func:`render_lesions`)."""
+    image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr, tile_lesions, tex, t,
+    buffers,
+):  # fmt: skip
+    """Render tile ``t`` (see :func:`render_lesions`), one slab of rows (one x) at a time."""
+    key, dhu, disp, state, idx, val, row_f, row_k, spans = buffers
     first, last = tile_ptr[t], tile_ptr[t + 1]
-    z0, z1 = tiles[t, 2], tiles[t, 5]
-    nz = z1 - z0
-    key = np.empty(nz)
-    dhu = np.empty(nz)
-    disp = np.empty((nz, 3))
-    state = np.empty(nz, np.uint8)
+    y0, y1, z0, z1 = tiles[t, 1], tiles[t, 4], tiles[t, 2], tiles[t, 5]
+    ny, nz = y1 - y0, z1 - z0
+    span_a, span_b, lo, hi = spans[0, :ny], spans[1, :ny], spans[2, :ny], spans[3, :ny]
     for x in range(tiles[t, 0], tiles[t, 3]):
-        for y in range(tiles[t, 1], tiles[t, 4]):
-            lo, hi = z1, z0
-            for q in range(first, last):
-                i = tile_lesions[q]
-                dx = x * spacing[0] - rows[i, CENTER]
-                dy = y * spacing[1] - rows[i, CENTER + 1]
+        lo[:] = z1
+        hi[:] = z0
+        for q in range(first, last):
+            i = tile_lesions[q]
+            dx = x * spacing[0] - rows[i, CENTER]
+            any_row = False
+            for r in range(ny):
+                dy = (y0 + r) * spacing[1] - rows[i, CENTER + 1]
                 a, b = _row_span(rows, i, dx, dy, spacing[2], z0, z1, reach[i])
+                span_a[r], span_b[r] = a, b
                 if a >= b:
                     continue
-                if lo >= hi:
-                    lo, hi = a, a
-                _clear(key, dhu, disp, state, min(lo, a) - z0, lo - z0)
-                _clear(key, dhu, disp, state, hi - z0, max(hi, b) - z0)
-                lo, hi = min(lo, a), max(hi, b)
-                _lesion_row(
-                    organ,
-                    spacing,
-                    rows,
-                    bounds,
-                    reach[i],
-                    i,
-                    tex,
-                    x,
-                    y,
-                    a,
-                    b,
-                    z0,
-                    key,
-                    dhu,
-                    disp,
-                    state,
-                )
-            for z in range(lo, hi):
-                j = z - z0
+                any_row = True
+                if lo[r] >= hi[r]:
+                    lo[r], hi[r] = a, a
+                _clear(key, dhu, disp, state, r * nz + min(lo[r], a) - z0, r * nz + lo[r] - z0)
+                _clear(key, dhu, disp, state, r * nz + hi[r] - z0, r * nz + max(hi[r], b) - z0)
+                lo[r], hi[r] = min(lo[r], a), max(hi[r], b)
+            if not any_row:
+                continue
+            n_deep, n_shell = collect(
+                organ, spacing, rows, bounds, reach[i], i, x, y0, span_a, span_b, z0, nz, idx, val,
+                row_f, row_k,
+            )  # fmt: skip
+            shell_terms(rows, i, val[1], n_shell)
+            apply(rows, i, tex, idx, val, n_deep, n_shell, row_f, row_k, key, dhu, disp, state)
+        for r in range(ny):
+            y = y0 + r
+            for z in range(lo[r], hi[r]):
+                j = r * nz + z - z0
                 if state[j] == 0:
                     continue
                 base = image[x, y, z]

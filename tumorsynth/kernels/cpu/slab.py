@@ -1,0 +1,192 @@
+"""One lesion's effect on one slab of a render tile (the rows of one x), in three passes.
+
+Most of the render's arithmetic is spent on the voxels near a lesion's surface: the radial
+function, a division, a square root and the edge weight for each. Along one row only a handful of
+voxels lie there, too few for vector instructions, and which ones do is data dependent, so the
+branch predictor misses at every crossing of the surface. So each lesion's voxels in all rows of
+the slab are first sorted out (:func:`collect`), then the surface voxels' shape terms are computed
+in one loop without branches, which the compiler vectorises (:func:`shell_terms`), and last every
+voxel's effect is added to the slab's buffers (:func:`apply`). Each voxel gets the same arithmetic
+as it would alone, so the image is the same, bit for bit.
+
+The buffers of a slab of ``ny`` rows of ``nz`` voxels are flat, voxel ``(y0 + r, z0 + c)`` at
+``r * nz + c``. Collected voxels are entries of ``idx[kind]`` (slab index, row) and ``val[kind]``
+(the fields below), ``kind`` 0 for voxels deep inside and 1 for those near the surface ("shell").
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from tumorsynth.kernels.cpu.bounds import cell_of
+from tumorsynth.kernels.cpu.effects import (
+    blend,
+    capsule_profile,
+    edge_weight,
+    mass_factor,
+    necrosis_weight,
+)
+from tumorsynth.kernels.cpu.shape import cbrt, radial
+from tumorsynth.kernels.layout import (
+    CAPS_HU,
+    CAPS_T,
+    CENTER,
+    DELTA_HU,
+    EDGE_SIGMA,
+    INNER_RHO,
+    MASS_K,
+    MASS_REACH,
+    NECRO_DELTA,
+    NECRO_RHO,
+    TEX_H,
+    TEX_LO,
+    TEX_N,
+    TEX_OFFSET,
+    TO_UNIT,
+)
+
+# fields of ``val``: unit-ball coordinates, their radius, the z offset from the centre (mm) and,
+# for shell voxels, the squared distance from the centre (mm^2), then what shell_terms computes
+QX, QY, QZ, RHO, DZ, D2, BIG_R, SD, W = range(9)
+N_VAL = 9
+# fields of ``row_f`` (per row of the slab): offsets from the centre (mm), texture weights
+DX, DY, W00, W01, W10, W11 = range(6)
+N_ROW = 6
+
+
+# error_model="numpy": IEEE division without Python's zero-divisor checks (no divisor here is zero;
+# the checks cost the hot loops 5 %)
+@njit(cache=True, error_model="numpy")
+def collect(organ, spacing, rows, bounds, far, i, x, y0, span_a, span_b, z0, nz, idx, val, row_f,
+            row_k):  # fmt: skip
+    """Sort lesion ``i``'s voxels in the slab: deep inside, near the surface, or out of reach.
+
+    Row ``r`` is searched over voxels z in ``[span_a[r], span_b[r])``; organ voxels within unit-ball
+    radius ``far`` are kept. ``bounds`` (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`)
+    tells, per direction, those deep inside or out of reach without evaluating the shape. Also
+    fills the rows' constants ``row_f`` and ``row_k`` (first texture node). Returns the number of
+    deep and of shell voxels.
+    """
+    n_deep = n_shell = 0
+    cz, sz = rows[i, CENTER + 2], spacing[2]
+    m = TO_UNIT
+    ax, ay, az = rows[i, m + 2], rows[i, m + 5], rows[i, m + 8]
+    inner = rows[i, INNER_RHO]
+    h = rows[i, TEX_H]
+    n1, n2 = int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
+    dx = x * spacing[0] - rows[i, CENTER]
+    g0 = min(max(dx / h - rows[i, TEX_LO], 0.0), rows[i, TEX_N] - 1.000001)
+    t0 = int(g0)
+    f0 = g0 - t0
+    for r in range(span_a.size):
+        a, b = span_a[r], span_b[r]
+        if a >= b:
+            continue
+        dy = (y0 + r) * spacing[1] - rows[i, CENTER + 1]
+        q0x = rows[i, m] * dx + rows[i, m + 1] * dy
+        q0y = rows[i, m + 3] * dx + rows[i, m + 4] * dy
+        q0z = rows[i, m + 6] * dx + rows[i, m + 7] * dy
+        g1 = min(max(dy / h - rows[i, TEX_LO + 1], 0.0), n1 - 1.000001)
+        t1 = int(g1)
+        f1 = g1 - t1
+        row_f[DX, r], row_f[DY, r] = dx, dy
+        row_f[W00, r], row_f[W01, r] = (1 - f0) * (1 - f1), (1 - f0) * f1
+        row_f[W10, r], row_f[W11, r] = f0 * (1 - f1), f0 * f1
+        row_k[r] = int(rows[i, TEX_OFFSET]) + (t0 * n1 + t1) * n2
+        in_plane2 = dx * dx + dy * dy
+        for z in range(a, b):
+            if organ[x, y0 + r, z] == 0:
+                continue
+            dz = z * sz - cz
+            qx, qy, qz = q0x + dz * ax, q0y + dz * ay, q0z + dz * az
+            rho = math.sqrt(qx * qx + qy * qy + qz * qz)
+            if rho >= far:
+                continue
+            deep = rho <= inner or rho < 1e-9
+            if not deep:
+                face, ci, cj = cell_of(qx, qy, qz)
+                if rho >= bounds[i, face, ci, cj, 1]:
+                    continue
+                deep = rho <= bounds[i, face, ci, cj, 0]
+            if deep:
+                kind, e = 0, n_deep
+                n_deep += 1
+            else:
+                kind, e = 1, n_shell
+                n_shell += 1
+                val[1, QX, e], val[1, QY, e], val[1, QZ, e] = qx, qy, qz
+                val[1, D2, e] = in_plane2 + dz * dz
+            idx[kind, 0, e], idx[kind, 1, e] = r * nz + z - z0, r
+            val[kind, RHO, e], val[kind, DZ, e] = rho, dz
+    return n_deep, n_shell
+
+
+@njit(cache=True, error_model="numpy")
+def shell_terms(rows, i, shell, n):
+    """Radius of the deformed surface, signed distance to it (mm) and edge weight of the first
+    ``n`` shell voxels ``shell`` (``val[1]``).
+
+    Loops without branches (the edge weight's become selects) over arrays from their first entry:
+    the compiler vectorises them (from an offset, or with the two in one loop, it does not).
+    """
+    sigma = rows[i, EDGE_SIGMA]
+    qx, qy, qz, rho, d2 = shell[QX], shell[QY], shell[QZ], shell[RHO], shell[D2]
+    big_r, sd, w = shell[BIG_R], shell[SD], shell[W]
+    for e in range(n):
+        inv_rho = 1.0 / rho[e]  # one division, reused
+        big_r[e] = radial(rows, i, qx[e] * inv_rho, qy[e] * inv_rho, qz[e] * inv_rho)
+        sd[e] = math.sqrt(d2[e]) * (1.0 - big_r[e] * inv_rho)
+    for e in range(n):
+        w[e] = edge_weight(sd[e], sigma)
+
+
+@njit(cache=True, error_model="numpy")
+def apply(rows, i, tex, idx, val, n_deep, n_shell, row_f, row_k, key, dhu, disp, state):
+    """Add lesion ``i``'s effect on the collected voxels to the slab's buffers.
+
+    ``key``/``dhu``: strongest weight so far and its HU change (a voxel belongs to the lesion it is
+    most inside); ``disp``: summed mass-effect displacement, mm; ``state``: bit 1 touched, bit 2
+    tumour.
+    """
+    delta = rows[i, DELTA_HU]
+    core, core_delta = rows[i, NECRO_RHO], rows[i, NECRO_DELTA]
+    k, reach = rows[i, MASS_K], rows[i, MASS_REACH]
+    f_in = cbrt(1.0 - k) if k > 0.0 else 1.0
+    thick, caps_hu = rows[i, CAPS_T], rows[i, CAPS_HU]
+    inv_h = 1.0 / rows[i, TEX_H]
+    tex_lo = rows[i, TEX_LO + 2]
+    n1, n2 = int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
+    for kind in range(2):
+        n = n_deep if kind == 0 else n_shell
+        for e in range(n):
+            j, r = idx[kind, 0, e], idx[kind, 1, e]
+            rho, dz = val[kind, RHO, e], val[kind, DZ, e]
+            if kind == 0:
+                inside, w, cap, f = True, 1.0, 0.0, f_in
+            else:
+                big_r, sd, w = val[1, BIG_R, e], val[1, SD, e], val[1, W, e]
+                inside = rho <= big_r
+                cap = capsule_profile(sd, thick)
+                f = mass_factor(rho, big_r, sd, inside, k, reach)
+            if f != 1.0:
+                disp[j, 0] += row_f[DX, r] * (f - 1.0)
+                disp[j, 1] += row_f[DY, r] * (f - 1.0)
+                disp[j, 2] += dz * (f - 1.0)
+            state[j] |= 3 if inside else 1
+            weight = max(w, cap)
+            if weight > key[j]:
+                key[j] = weight
+                necrosis = necrosis_weight(rho, core)
+                g2 = min(max(dz * inv_h - tex_lo, 0.0), n2 - 1.000001)
+                t2 = int(g2)
+                f2 = g2 - t2
+                kk = row_k[r] + t2
+                w00, w01, w10, w11 = row_f[W00, r], row_f[W01, r], row_f[W10, r], row_f[W11, r]
+                lo_v = w00 * tex[kk] + w01 * tex[kk + n2] + w10 * tex[kk + n1 * n2]
+                lo_v += w11 * tex[kk + n1 * n2 + n2]
+                hi_v = w00 * tex[kk + 1] + w01 * tex[kk + n2 + 1] + w10 * tex[kk + n1 * n2 + 1]
+                hi_v += w11 * tex[kk + n1 * n2 + n2 + 1]
+                texture = lo_v * (1.0 - f2) + hi_v * f2
+                dhu[j] = blend(w, delta, texture, necrosis, core_delta, cap, caps_hu)
