@@ -19,6 +19,7 @@ trilinearly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,6 +103,7 @@ def texture_lattice(p: TextureParams, half_extent_mm: np.ndarray) -> TextureGrid
     """The lattice that covers a tumour whose effects reach ``half_extent_mm`` (X, Y, Z) from its
     centre."""
     h = p.grain_sigma_mm / CELLS_PER_SIGMA
-    lo = np.floor(-np.asarray(half_extent_mm) / h).astype(int) - 1
-    hi = np.ceil(np.asarray(half_extent_mm) / h).astype(int) + 1
-    return TextureGrid(float(h), tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo + 1))
+    extent = [float(e) for e in half_extent_mm]
+    lo = tuple(math.floor(-e / h) - 1 for e in extent)
+    hi = tuple(math.ceil(e / h) + 1 for e in extent)
+    return TextureGrid(float(h), lo, tuple(b - a + 1 for a, b in zip(lo, hi, strict=True)))
