@@ -63,14 +63,10 @@ def _row_span(rows, i, dx, dy, sz, z_lo, z_hi, rho_max):
 
 
 @njit(cache=True, inline="always")
-def _clear(key, dhu, disp, state, j0, j1):
-    """Reset entries [j0, j1) of the slab buffers (only the part of a row that lesions reach)."""
+def _clear(state, j0, j1):
+    """Mark entries [j0, j1) of the slab buffers untouched (only the part of a row that lesions
+    reach; :func:`~.slab.apply` zeroes the other buffers' entry when it first touches one)."""
     for j in range(j0, j1):
-        key[j] = 0.0
-        dhu[j] = 0.0
-        disp[j, 0] = 0.0
-        disp[j, 1] = 0.0
-        disp[j, 2] = 0.0
         state[j] = 0
 
 
@@ -198,8 +194,8 @@ def _render_tile(
                 any_row = True
                 if lo[r] >= hi[r]:
                     lo[r], hi[r] = a, a
-                _clear(key, dhu, disp, state, r * nz + min(lo[r], a) - z0, r * nz + lo[r] - z0)
-                _clear(key, dhu, disp, state, r * nz + hi[r] - z0, r * nz + max(hi[r], b) - z0)
+                _clear(state, r * nz + min(lo[r], a) - z0, r * nz + lo[r] - z0)
+                _clear(state, r * nz + hi[r] - z0, r * nz + max(hi[r], b) - z0)
                 lo[r], hi[r] = min(lo[r], a), max(hi[r], b)
             if not any_row:
                 continue

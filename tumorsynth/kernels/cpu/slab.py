@@ -148,7 +148,7 @@ def apply(rows, i, tex, idx, val, n_deep, n_shell, row_f, row_k, key, dhu, disp,
 
     ``key``/``dhu``: strongest weight so far and its HU change (a voxel belongs to the lesion it is
     most inside); ``disp``: summed mass-effect displacement, mm; ``state``: bit 1 touched, bit 2
-    tumour.
+    tumour (0: the other buffers' entries are not set yet).
     """
     delta = rows[i, DELTA_HU]
     core, core_delta = rows[i, NECRO_RHO], rows[i, NECRO_DELTA]
@@ -170,6 +170,10 @@ def apply(rows, i, tex, idx, val, n_deep, n_shell, row_f, row_k, key, dhu, disp,
                 inside = rho <= big_r
                 cap = capsule_profile(sd, thick)
                 f = mass_factor(rho, big_r, sd, inside, k, reach)
+            if state[j] == 0:  # first touched: its buffers' entries start at 0
+                key[j] = 0.0
+                dhu[j] = 0.0
+                disp[j, 0] = disp[j, 1] = disp[j, 2] = 0.0
             if f != 1.0:
                 disp[j, 0] += row_f[DX, r] * (f - 1.0)
                 disp[j, 1] += row_f[DY, r] * (f - 1.0)
