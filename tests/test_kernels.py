@@ -157,14 +157,35 @@ def test_vessel_overlap_matches_reference_in_lesion_boxes(spacing):
     assert 5 <= sum(answers) <= 35  # both answers are exercised
 
 
-def test_measure_organ_matches_numpy():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_measure_organ_matches_numpy(dtype):
     image, organ = toy_volume()
+    rng = np.random.default_rng(0)
+    image = (image + rng.uniform(-0.5, 0.5, image.shape)).astype(dtype)  # fractions: floor
+    inside = np.flatnonzero(organ)
+    flat_image, flat_organ = image.reshape(-1), organ.reshape(-1)
+    flat_image[rng.choice(inside, 20)] = -3000  # clipped into the first bin
+    flat_image[rng.choice(inside, 20)] = 5000  # and into the last
+    flat_organ[rng.choice(inside, 30)] = 0  # holes inside rows
+    if dtype != np.int16:
+        flat_image[rng.choice(inside, 7)] = np.nan
+        flat_image[inside[:3]] = np.inf
+    organ[5, 5, :] = 3  # a row of another label, and such voxels at rows' ends
+    organ[organ.shape[0] // 2, organ.shape[1] // 2, [0, -1]] = 3
     lo, hi, count, not_binary, not_finite, hist = cpu.measure_organ_arrays(image, organ)
-    idx = np.argwhere(organ)
+    idx = np.argwhere(organ == 1)
     np.testing.assert_array_equal(lo, idx.min(0))
     np.testing.assert_array_equal(hi, idx.max(0) + 1)
-    assert count == organ.sum() and not_binary == 0 and not_finite == 0
-    assert hist.sum() == count
+    values = image[organ == 1].astype(np.float64)
+    finite = values[np.isfinite(values)]
+    assert count == len(values) and not_binary == (organ > 1).sum()
+    assert not_finite == len(values) - len(finite)
+    expected = np.bincount(np.clip(np.floor(finite) + 1024, 0, 4095).astype(int), minlength=4096)
+    np.testing.assert_array_equal(hist, expected)
+
+
+def test_median_hu_of_the_organ():
+    image, organ = toy_volume()
     assert ts.as_case(image, organ, 1.0).organ_stats.median_hu == pytest.approx(
         np.median(np.floor(image[organ == 1])), abs=1.0
     )

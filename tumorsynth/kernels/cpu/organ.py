@@ -12,69 +12,87 @@ from tumorsynth.kernels.layout import CENTER
 
 HU_MIN = -1024
 N_BINS = 4096  # 1-HU bins from -1024 to 3071
+N_SUB = 4  # histograms per thread, filled in turn
 
 
 @njit(cache=True, parallel=True)
 def _measure(image, organ, n_chunks):
-    n0, _n1, _n2 = organ.shape
+    n0, _n1, n2 = organ.shape
     lo = np.empty((n0, 3), np.int64)
     hi = np.zeros((n0, 3), np.int64)
     counts = np.zeros((n0, 3), np.int64)
-    hist = np.zeros((n_chunks, N_BINS), np.int64)
+    hist = np.zeros((n_chunks, N_SUB, N_BINS + 1), np.int64)  # + 1: a bin for voxels not counted
+    bins = np.empty((n_chunks, n2), np.int64)
     for c in prange(n_chunks):
         for x in range(c, n0, n_chunks):  # interleaved slabs: each thread gets its share of organ
-            _measure_slab(image, organ, x, lo, hi, counts, hist[c])
+            _measure_slab(image, organ, x, lo, hi, counts, hist[c], bins[c])
     box_lo = np.empty(3, np.int64)
     box_hi = np.empty(3, np.int64)
     for a in range(3):
         box_lo[a] = lo[:, a].min()
         box_hi[a] = hi[:, a].max()
     total = counts.sum(axis=0)
-    return box_lo, box_hi, total[0], total[1], total[2], hist.sum(axis=0)
+    return box_lo, box_hi, total[0], total[1], total[2], hist[:, :, :N_BINS].sum(axis=0).sum(axis=0)
 
 
-@njit(cache=True)
-def _measure_slab(image, organ, x, lo, hi, counts, h):
-    n0, n1, n2 = organ.shape
-    lx, ly, lz, hx, hy, hz = n0, n1, n2, 0, 0, 0
+# error_model="numpy": no zero-divisor checks, which would keep the loops below from vectorising
+@njit(cache=True, error_model="numpy")
+def _measure_slab(image, organ, x, lo, hi, counts, hist, bins):
+    """Measure the rows of slab ``x``: organ bounds, counts and the HU histogram ``hist`` (summed
+    over its ``N_SUB`` rows later), with ``bins`` as scratch for one row.
+
+    Each pass over a row is a loop without branches from the row's first voxel, which the compiler
+    vectorises: the bitwise OR that skips empty rows (most are), the first and last nonzero voxel,
+    and each voxel's histogram bin. Only the histogram's increments are scalar; they go to
+    ``N_SUB`` histograms in turn, so that runs of equal bins do not wait on each other.
+    """
+    _n0, n1, n2 = organ.shape
+    lx, ly, lz, hx, hy, hz = organ.shape[0], n1, n2, 0, 0, 0
     n_organ = n_other = n_bad = 0
     for y in range(n1):
+        row = organ[x, y]
         nonzero = 0
-        for z in range(n2):  # a branch-free OR: vectorised, most rows are empty
-            nonzero |= organ[x, y, z]
+        for z in range(n2):
+            nonzero |= row[z]
         if nonzero == 0:
             continue
-        first, last = 0, n2 - 1
-        while organ[x, y, first] == 0:
-            first += 1
-        while organ[x, y, last] == 0:
-            last -= 1
-        z_lo = -1
-        z_hi = 0
-        for z in range(first, last + 1):
-            m = organ[x, y, z]
-            if m == 0:
+        first, last = np.int32(n2), np.int32(-1)  # 32-bit: twice the lanes of 64-bit indices
+        for z in range(n2):
+            first = min(first, np.int32(z) if row[z] != 0 else np.int32(n2))
+            last = max(last, np.int32(z) if row[z] != 0 else np.int32(-1))
+        first, last = int(first), int(last)
+        n = last + 1 - first
+        mask, values = row[first : last + 1], image[x, y, first : last + 1]
+        ones = bad = 0
+        for k in range(n):
+            value = float(values[k])
+            one = mask[k] == 1
+            finite = math.isfinite(value)
+            ones += one
+            bad += one & (not finite)
+            value = min(max(value, HU_MIN - 1.0), HU_MIN + N_BINS + 1.0) if finite else 0.0
+            b = int(value)
+            b -= value < b  # floor
+            b = min(max(b - HU_MIN, 0), N_BINS - 1)
+            bins[k] = b if one and finite else N_BINS
+        n_organ += ones
+        n_bad += bad
+        if ones < n:  # zeros inside the row, or values other than 0 and 1
+            zeros = 0
+            for k in range(n):
+                zeros += mask[k] == 0
+            n_other += n - ones - zeros
+            if ones == 0:
                 continue
-            if m != 1:
-                n_other += 1
-                continue
-            n_organ += 1
-            if z_lo < 0:
-                z_lo = z
-            z_hi = z + 1
-            value = float(image[x, y, z])
-            if not math.isfinite(value):
-                n_bad += 1
-                continue
-            value = min(max(value, HU_MIN - 1.0), HU_MIN + N_BINS + 1.0)
-            b = int(value)  # floor, without a call to math.floor
-            if value < b:
-                b -= 1
-            h[min(max(b - HU_MIN, 0), N_BINS - 1)] += 1
-        if z_lo >= 0:
-            lz, hz = min(lz, z_lo), max(hz, z_hi)
-            lx, hx = min(lx, x), max(hx, x + 1)
-            ly, hy = min(ly, y), max(hy, y + 1)
+            while row[first] != 1:
+                first += 1
+            while row[last] != 1:
+                last -= 1
+        for k in range(n):
+            hist[k % N_SUB, bins[k]] += 1
+        lz, hz = min(lz, first), max(hz, last + 1)
+        lx, hx = min(lx, x), max(hx, x + 1)
+        ly, hy = min(ly, y), max(hy, y + 1)
     lo[x, 0], lo[x, 1], lo[x, 2] = lx, ly, lz
     hi[x, 0], hi[x, 1], hi[x, 2] = hx, hy, hz
     counts[x, 0], counts[x, 1], counts[x, 2] = n_organ, n_other, n_bad
