@@ -15,7 +15,7 @@ from numba import get_num_threads, njit, prange
 from tumorsynth.kernels.cpu.bounds import CURVATURE, radial_bounds
 from tumorsynth.kernels.cpu.shape import radial, unit_coords
 from tumorsynth.kernels.cpu.slab import N_ROW, N_VAL, apply, collect, shell_terms
-from tumorsynth.kernels.layout import CENTER, FAR_RHO, INNER_RHO, TO_UNIT
+from tumorsynth.kernels.layout import CENTER, FAR_RHO, INNER_RHO, TEX_N, TO_UNIT
 
 
 @njit(cache=True, inline="always")
@@ -141,8 +141,9 @@ def _render_tiles(
     """
     ny = max(tiles[:, 4] - tiles[:, 1]) if tiles.shape[0] else 0
     nz = max(tiles[:, 5] - tiles[:, 2]) if tiles.shape[0] else 0
+    n_tex = int(rows[:, TEX_N + 2].max()) if rows.shape[0] else 0
     for w in prange(workers):
-        buffers = _slab_buffers(ny, nz)
+        buffers = _slab_buffers(ny, nz, n_tex)
         for t in range(w, tiles.shape[0], workers):
             _render_tile(
                 image, organ, out, label, spacing, rows, bounds, reach, tiles, tile_ptr,
@@ -151,8 +152,9 @@ def _render_tiles(
 
 
 @njit(cache=True)
-def _slab_buffers(ny, nz):
-    """A thread's buffers for slabs of up to ``ny`` rows of ``nz`` voxels (see :mod:`.slab`)."""
+def _slab_buffers(ny, nz, n_tex):
+    """A thread's buffers for slabs of up to ``ny`` rows of ``nz`` voxels, for lesions of up to
+    ``n_tex`` texture nodes along z (see :mod:`.slab`)."""
     n = ny * nz
     return (
         np.empty(n),  # key
@@ -162,7 +164,7 @@ def _slab_buffers(ny, nz):
         np.empty((2, 2, n), np.int64),  # idx
         np.empty((2, N_VAL, n)),  # val
         np.empty((N_ROW, ny)),  # row_f
-        np.empty(ny, np.int64),  # row_k
+        np.empty((ny, n_tex)),  # row_tex
         np.empty((4, ny), np.int64),  # spans (a, b) of a lesion, the rows' extents (lo, hi)
     )
 
@@ -173,7 +175,7 @@ def _render_tile(
     buffers,
 ):  # fmt: skip
     """Render tile ``t`` (see :func:`render_lesions`), one slab of rows (one x) at a time."""
-    key, dhu, disp, state, idx, val, row_f, row_k, spans = buffers
+    key, dhu, disp, state, idx, val, row_f, row_tex, spans = buffers
     first, last = tile_ptr[t], tile_ptr[t + 1]
     y0, y1, z0, z1 = tiles[t, 1], tiles[t, 4], tiles[t, 2], tiles[t, 5]
     ny, nz = y1 - y0, z1 - z0
@@ -200,11 +202,11 @@ def _render_tile(
             if not any_row:
                 continue
             n_deep, n_shell = collect(
-                organ, spacing, rows, bounds, reach[i], i, x, y0, span_a, span_b, z0, nz, idx, val,
-                row_f, row_k,
+                organ, spacing, rows, bounds, reach[i], i, tex, x, y0, span_a, span_b, z0, nz, idx,
+                val, row_f, row_tex,
             )  # fmt: skip
             shell_terms(rows, i, val[1], n_shell)
-            apply(rows, i, tex, idx, val, n_deep, n_shell, row_f, row_k, key, dhu, disp, state)
+            apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, state)
         for r in range(ny):
             y = y0 + r
             for z in range(lo[r], hi[r]):

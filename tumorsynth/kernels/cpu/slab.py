@@ -51,23 +51,25 @@ from tumorsynth.kernels.layout import (
 # for shell voxels, the squared distance from the centre (mm^2), then what shell_terms computes
 QX, QY, QZ, RHO, DZ, D2, BIG_R, SD, W = range(9)
 N_VAL = 9
-# fields of ``row_f`` (per row of the slab): offsets from the centre (mm), texture weights
-DX, DY, W00, W01, W10, W11 = range(6)
-N_ROW = 6
+# fields of ``row_f`` (per row of the slab): offsets from the centre (mm)
+DX, DY = range(2)
+N_ROW = 2
 
 
 # error_model="numpy": IEEE division without Python's zero-divisor checks (no divisor here is zero;
 # the checks cost the hot loops 5 %)
 @njit(cache=True, error_model="numpy")
-def collect(organ, spacing, rows, bounds, far, i, x, y0, span_a, span_b, z0, nz, idx, val, row_f,
-            row_k):  # fmt: skip
+def collect(organ, spacing, rows, bounds, far, i, tex, x, y0, span_a, span_b, z0, nz, idx, val,
+            row_f, row_tex):  # fmt: skip
     """Sort lesion ``i``'s voxels in the slab: deep inside, near the surface, or out of reach.
 
     Row ``r`` is searched over voxels z in ``[span_a[r], span_b[r])``; organ voxels within unit-ball
     radius ``far`` are kept. ``bounds`` (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`)
     tells, per direction, those deep inside or out of reach without evaluating the shape. Also
-    fills the rows' constants ``row_f`` and ``row_k`` (first texture node). Returns the number of
-    deep and of shell voxels.
+    fills the rows' constants: ``row_f`` and, in ``row_tex[r, t]``, the texture lattice ``tex``
+    interpolated (bilinearly, in x and y) to the row at each of its nodes t along z that the span
+    reaches, so that each voxel reads two values instead of eight. Returns the number of deep and of
+    shell voxels.
     """
     n_deep = n_shell = 0
     cz, sz = rows[i, CENTER + 2], spacing[2]
@@ -75,9 +77,10 @@ def collect(organ, spacing, rows, bounds, far, i, x, y0, span_a, span_b, z0, nz,
     ax, ay, az = rows[i, m + 2], rows[i, m + 5], rows[i, m + 8]
     inner = rows[i, INNER_RHO]
     h = rows[i, TEX_H]
-    n1, n2 = int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
+    inv_h, tex_lo = 1.0 / h, rows[i, TEX_LO + 2]
+    n0, n1, n2 = int(rows[i, TEX_N]), int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
     dx = x * spacing[0] - rows[i, CENTER]
-    g0 = min(max(dx / h - rows[i, TEX_LO], 0.0), rows[i, TEX_N] - 1.000001)
+    g0 = min(max(dx / h - rows[i, TEX_LO], 0.0), n0 - 1.000001)
     t0 = int(g0)
     f0 = g0 - t0
     for r in range(span_a.size):
@@ -92,9 +95,14 @@ def collect(organ, spacing, rows, bounds, far, i, x, y0, span_a, span_b, z0, nz,
         t1 = int(g1)
         f1 = g1 - t1
         row_f[DX, r], row_f[DY, r] = dx, dy
-        row_f[W00, r], row_f[W01, r] = (1 - f0) * (1 - f1), (1 - f0) * f1
-        row_f[W10, r], row_f[W11, r] = f0 * (1 - f1), f0 * f1
-        row_k[r] = int(rows[i, TEX_OFFSET]) + (t0 * n1 + t1) * n2
+        w00, w01, w10, w11 = (1 - f0) * (1 - f1), (1 - f0) * f1, f0 * (1 - f1), f0 * f1
+        t_a = texture_node(a * sz - cz, inv_h, tex_lo, n2)[0]
+        t_b = texture_node((b - 1) * sz - cz, inv_h, tex_lo, n2)[0] + 2  # the nodes the span needs
+        k00 = int(rows[i, TEX_OFFSET]) + (t0 * n1 + t1) * n2  # node (t0, t1, 0) in ``tex``
+        k01, k10, k11 = k00 + n2, k00 + n1 * n2, k00 + n1 * n2 + n2
+        for t in range(t_a, t_b):  # no views: a view of a shared array counts references
+            v = w00 * tex[k00 + t] + w01 * tex[k01 + t] + w10 * tex[k10 + t]
+            row_tex[r, t] = v + w11 * tex[k11 + t]
         in_plane2 = dx * dx + dy * dy
         for z in range(a, b):
             if organ[x, y0 + r, z] == 0:
@@ -142,8 +150,18 @@ def shell_terms(rows, i, shell, n):
         w[e] = edge_weight(sd[e], sigma)
 
 
+@njit(cache=True, inline="always")
+def texture_node(dz, inv_h, tex_lo, n):
+    """Texture lattice node below an offset ``dz`` mm from the centre along z, and the fraction of the
+    way to the next (the lattice's ``n`` nodes along z start at ``tex_lo`` steps of ``1 / inv_h``
+    mm; clamped to its ends)."""
+    g = min(max(dz * inv_h - tex_lo, 0.0), n - 1.000001)
+    t = int(g)
+    return t, g - t
+
+
 @njit(cache=True, error_model="numpy")
-def apply(rows, i, tex, idx, val, n_deep, n_shell, row_f, row_k, key, dhu, disp, state):
+def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, state):
     """Add lesion ``i``'s effect on the collected voxels to the slab's buffers.
 
     ``key``/``dhu``: strongest weight so far and its HU change (a voxel belongs to the lesion it is
@@ -155,9 +173,7 @@ def apply(rows, i, tex, idx, val, n_deep, n_shell, row_f, row_k, key, dhu, disp,
     k, reach = rows[i, MASS_K], rows[i, MASS_REACH]
     f_in = cbrt(1.0 - k) if k > 0.0 else 1.0
     thick, caps_hu = rows[i, CAPS_T], rows[i, CAPS_HU]
-    inv_h = 1.0 / rows[i, TEX_H]
-    tex_lo = rows[i, TEX_LO + 2]
-    n1, n2 = int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
+    inv_h, tex_lo, n2 = 1.0 / rows[i, TEX_H], rows[i, TEX_LO + 2], int(rows[i, TEX_N + 2])
     for kind in range(2):
         n = n_deep if kind == 0 else n_shell
         for e in range(n):
@@ -183,14 +199,6 @@ def apply(rows, i, tex, idx, val, n_deep, n_shell, row_f, row_k, key, dhu, disp,
             if weight > key[j]:
                 key[j] = weight
                 necrosis = necrosis_weight(rho, core)
-                g2 = min(max(dz * inv_h - tex_lo, 0.0), n2 - 1.000001)
-                t2 = int(g2)
-                f2 = g2 - t2
-                kk = row_k[r] + t2
-                w00, w01, w10, w11 = row_f[W00, r], row_f[W01, r], row_f[W10, r], row_f[W11, r]
-                lo_v = w00 * tex[kk] + w01 * tex[kk + n2] + w10 * tex[kk + n1 * n2]
-                lo_v += w11 * tex[kk + n1 * n2 + n2]
-                hi_v = w00 * tex[kk + 1] + w01 * tex[kk + n2 + 1] + w10 * tex[kk + n1 * n2 + 1]
-                hi_v += w11 * tex[kk + n1 * n2 + n2 + 1]
-                texture = lo_v * (1.0 - f2) + hi_v * f2
+                t, frac = texture_node(dz, inv_h, tex_lo, n2)
+                texture = row_tex[r, t] * (1.0 - frac) + row_tex[r, t + 1] * frac
                 dhu[j] = blend(w, delta, texture, necrosis, core_delta, cap, caps_hu)
