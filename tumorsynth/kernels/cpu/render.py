@@ -15,7 +15,7 @@ from numba import get_num_threads, njit, prange
 from tumorsynth.kernels.cpu.bounds import CURVATURE, radial_bounds
 from tumorsynth.kernels.cpu.shape import radial, unit_coords
 from tumorsynth.kernels.cpu.slab import N_ROW, N_VAL, apply, collect, shell_terms
-from tumorsynth.kernels.layout import CENTER, FAR_RHO, INNER_RHO, TEX_N, TO_UNIT
+from tumorsynth.kernels.layout import CENTER, FAR_RHO, INNER_RHO, MASS_K, TEX_N, TO_UNIT
 
 
 @njit(cache=True, inline="always")
@@ -180,6 +180,9 @@ def _render_tile(
     y0, y1, z0, z1 = tiles[t, 1], tiles[t, 4], tiles[t, 2], tiles[t, 5]
     ny, nz = y1 - y0, z1 - z0
     span_a, span_b, lo, hi = spans[0, :ny], spans[1, :ny], spans[2, :ny], spans[3, :ny]
+    moves = False  # whether any of the tile's lesions displaces tissue (else disp stays 0)
+    for q in range(first, last):
+        moves = moves or rows[tile_lesions[q], MASS_K] > 0.0
     for x in range(tiles[t, 0], tiles[t, 3]):
         lo[:] = z1
         hi[:] = z0
@@ -206,7 +209,7 @@ def _render_tile(
                 val, row_f, row_tex,
             )  # fmt: skip
             shell_terms(rows, i, val[1], n_shell)
-            apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, state)
+            apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, state, moves)
         for r in range(ny):
             y = y0 + r
             for z in range(lo[r], hi[r]):
@@ -214,7 +217,7 @@ def _render_tile(
                 if state[j] == 0:
                     continue
                 base = image[x, y, z]
-                if disp[j, 0] != 0.0 or disp[j, 1] != 0.0 or disp[j, 2] != 0.0:
+                if moves and (disp[j, 0] != 0.0 or disp[j, 1] != 0.0 or disp[j, 2] != 0.0):
                     moved = _sample(
                         image,
                         organ,

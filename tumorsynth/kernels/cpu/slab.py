@@ -161,12 +161,13 @@ def texture_node(dz, inv_h, tex_lo, n):
 
 
 @njit(cache=True, error_model="numpy")
-def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, state):
+def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, state, moves):
     """Add lesion ``i``'s effect on the collected voxels to the slab's buffers.
 
     ``key``/``dhu``: strongest weight so far and its HU change (a voxel belongs to the lesion it is
     most inside); ``disp``: summed mass-effect displacement, mm; ``state``: bit 1 touched, bit 2
-    tumour (0: the other buffers' entries are not set yet).
+    tumour (0: the other buffers' entries are not set yet). ``disp`` is left alone unless ``moves``
+    (some lesion of the tile displaces tissue; otherwise nothing reads it).
     """
     delta = rows[i, DELTA_HU]
     core, core_delta = rows[i, NECRO_RHO], rows[i, NECRO_DELTA]
@@ -189,7 +190,8 @@ def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, st
             if state[j] == 0:  # first touched: its buffers' entries start at 0
                 key[j] = 0.0
                 dhu[j] = 0.0
-                disp[j, 0] = disp[j, 1] = disp[j, 2] = 0.0
+                if moves:
+                    disp[j, 0] = disp[j, 1] = disp[j, 2] = 0.0
             if f != 1.0:
                 disp[j, 0] += row_f[DX, r] * (f - 1.0)
                 disp[j, 1] += row_f[DY, r] * (f - 1.0)
