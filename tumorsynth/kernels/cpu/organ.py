@@ -46,8 +46,8 @@ def _measure_slab(image, organ, x, lo, hi, counts, hist, bins):
     and each voxel's histogram bin. Only the histogram's increments are scalar; they go to
     ``N_SUB`` histograms in turn, so that runs of equal bins do not wait on each other.
     """
-    _n0, n1, n2 = organ.shape
-    lx, ly, lz, hx, hy, hz = organ.shape[0], n1, n2, 0, 0, 0
+    n0, n1, n2 = organ.shape
+    lx, ly, lz, hx, hy, hz = n0, n1, n2, 0, 0, 0
     n_organ = n_other = n_bad = 0
     for y in range(n1):
         row = organ[x, y]

@@ -100,7 +100,8 @@ def collect(organ, spacing, rows, bounds, far, i, tex, x, y0, span_a, span_b, z0
         t_b = texture_node((b - 1) * sz - cz, inv_h, tex_lo, n2)[0] + 2  # the nodes the span needs
         k00 = int(rows[i, TEX_OFFSET]) + (t0 * n1 + t1) * n2  # node (t0, t1, 0) in ``tex``
         k01, k10, k11 = k00 + n2, k00 + n1 * n2, k00 + n1 * n2 + n2
-        for t in range(t_a, t_b):  # no views: a view of a shared array counts references
+        # indices, not views: a view of ``tex`` (shared by the threads) changes its reference count
+        for t in range(t_a, t_b):
             v = w00 * tex[k00 + t] + w01 * tex[k01 + t] + w10 * tex[k10 + t]
             row_tex[r, t] = v + w11 * tex[k11 + t]
         in_plane2 = dx * dx + dy * dy
