@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import tumorsynth as ts
-from tumorsynth.generate import generate_dataset
+from tumorsynth.dataset.generate import generate_dataset
 
 
 def bench(n_cases: int, spacing_mm: float, workers: int, config: str) -> dict:

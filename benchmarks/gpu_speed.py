@@ -123,7 +123,7 @@ def device_time(
 ) -> float:
     """Median time of the device part (copy, texture passes, render), replayed from a graph;
     ``overlap``: the texture passes on a side stream during the copy (``synthesize_pack``)."""
-    from tumorsynth.gpu import pack_batch
+    from tumorsynth.engine.batch import pack_batch
     from tumorsynth.kernels import cuda
 
     device = cuda.upload(pack_batch(params, tile=tile))
@@ -143,7 +143,7 @@ def device_time(
 
 def bench_volume(cp, timer: Timer, case, params_list, repeats: int) -> dict:
     """One volume: render as called, the device part from a graph, its split, and variants."""
-    from tumorsynth.gpu import pack_batch
+    from tumorsynth.engine.batch import pack_batch
     from tumorsynth.kernels import cuda
     from tumorsynth.kernels.cuda import _compile, render
 
@@ -245,7 +245,7 @@ def _crops(case, n: int, size: int, rng):
 
 def bench_batch(cp, timer: Timer, case, size_class: str, repeats: int, n=16, size=96) -> dict:
     """A batch of ``n`` crops of ``size``^3, one tumour each."""
-    from tumorsynth.gpu import pack_batch, render_batch, synthesize_batch
+    from tumorsynth.engine.batch import pack_batch, render_batch, synthesize_batch
     from tumorsynth.kernels import cuda
 
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ loading is left out of both) are trained on twice, alternating step by step so t
 hits both alike:
 
 - ``plain``: window, forward, DiceCE, backward, AdamW step;
-- ``synth``: :func:`tumorsynth.train.insert_tumours` renders the batch's tumours first (on a GPU one
+- ``synth``: :func:`tumorsynth.stream.insert_tumours` renders the batch's tumours first (on a GPU one
   batched launch on the step's stream; on the CPU the numba engine, crop by crop), then the same.
 
 It prints the median step time of each and their ratio (target on an H100: ``synth`` within 5 % of
@@ -29,10 +29,11 @@ import numpy as np
 import torch
 
 from tumorsynth.phantom import make_phantom
-from tumorsynth.stream import TumorStream, collate
-from tumorsynth.train import insert_tumours, load_train_config
-from tumorsynth.train.data import window
-from tumorsynth.train.networks import build_network
+from tumorsynth.segment.networks import build_network
+from tumorsynth.segment.predict import window
+from tumorsynth.stream import insert_tumours
+from tumorsynth.stream.crops import TumorStream, collate
+from tumorsynth.train import load_train_config
 
 
 def _sync(device: torch.device) -> None:

@@ -17,7 +17,8 @@ from tumorsynth.cli.preview import preview
 from tumorsynth.cli.replay import replay
 from tumorsynth.cli.train import train
 
-from tumorsynth import TumorSynthError, __version__
+from tumorsynth.errors import TumorSynthError
+from tumorsynth.version import __version__
 
 __all__ = ["cli", "main"]
 

@@ -15,8 +15,8 @@ def bench() -> None:
 def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | None):
     """None for the built-in phantoms, else the host Sources (files, folders, globs with their
     masks, or one dataset.json)."""
+    from tumorsynth.dataset.sources import dataset_json_sources, expand_paths, pair_sources
     from tumorsynth.errors import InputError
-    from tumorsynth.sources import dataset_json_sources, expand_paths, pair_sources
 
     if not hosts or hosts == ("phantom",):
         if masks:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
+from tumorsynth.dataset.generate import generate_dataset, parse_shard
+from tumorsynth.dataset.layout import FORMATS
+from tumorsynth.dataset.sources import dataset_json_sources, expand_paths, pair_sources
 from tumorsynth.errors import InputError, TumorSynthError
-from tumorsynth.generate import generate_dataset, parse_shard
-from tumorsynth.outputs import FORMATS
-from tumorsynth.sources import dataset_json_sources, expand_paths, pair_sources
 
 
 class _ManyValues(click.Command):

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
+from tumorsynth.dataset.generate import to_int16
+from tumorsynth.dataset.layout import FORMATS
 from tumorsynth.errors import InputError
-from tumorsynth.generate import to_int16
-from tumorsynth.io import write_volume
-from tumorsynth.outputs import FORMATS
+from tumorsynth.io.volume import write_volume
 
 
 @click.command()
@@ -41,7 +41,7 @@ def phantom(out_dir, seed, spacing_mm, fmt, preview) -> None:
         write_volume(f"{stem}_labels{ext}", case.extras["labels"], case.spacing_mm),
     ]
     if preview:
-        from tumorsynth.preview import write_preview
+        from tumorsynth.dataset.preview import write_preview
 
         written.append(write_preview(f"{stem}.png", case.image, case.organ, case.spacing_mm))
     shape = " x ".join(str(n) for n in case.shape)

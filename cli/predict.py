@@ -21,7 +21,7 @@ import click
 @click.option("--overwrite", is_flag=True, help="Replace label maps that exist.")
 def predict(checkpoint, inputs, out_dir, device, spacing, largest_organ, overlap, overwrite):
     """Segment INPUTS (CT files, DICOM folders, folders of them, globs) with CHECKPOINT."""
-    from tumorsynth.predict import predict_files
+    from tumorsynth.segment.predict import predict_files
 
     paths = predict_files(
         checkpoint, inputs, out_dir, device=device, spacing=spacing,

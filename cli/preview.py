@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tumorsynth.preview import preview_files
+from tumorsynth.dataset.preview import preview_files
 
 
 @click.command()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tumorsynth.dataset.replay import replay_case
 from tumorsynth.errors import TumorSynthError
-from tumorsynth.replay import replay_case
 
 
 @click.command()

@@ -37,6 +37,6 @@ def train(config, overrides, out_dir, steps, network, device, resume, overwrite,
     from tumorsynth.train import train as run
 
     result = run(cfg, resume=resume, overwrite=overwrite)
-    if result.best_dice is not None:
-        click.echo(f"best validation tumour Dice {result.best_dice:.3f}")
+    if result.best_score is not None:
+        click.echo(f"best validation tumour Dice {result.best_score:.3f}")
     click.echo(f"{result.step} steps; checkpoints in {result.out_dir / 'checkpoints'}")

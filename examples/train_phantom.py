@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 import tumorsynth as ts
-from tumorsynth.case_io import read_case
+from tumorsynth.dataset.preview import write_preview
 from tumorsynth.evaluate import dice, evaluate_case
-from tumorsynth.io import read_volume, write_volume
+from tumorsynth.io.case import read_case
+from tumorsynth.io.volume import read_volume, write_volume
 from tumorsynth.phantom import make_phantom
-from tumorsynth.predict import Predictor, keep_largest_organ, predict_files
-from tumorsynth.preview import write_preview
+from tumorsynth.segment.predict import Predictor, keep_largest_organ, predict_files
 from tumorsynth.train import load_train_config, train
 
 RECIPE = {

@@ -1,13 +1,28 @@
-"""A small synthetic host shared by the kernel tests: an ellipsoidal 'organ' at 100 HU in -80 HU,
-with Gaussian noise."""
+"""Helpers shared by the tests: a small synthetic host, and the real CT of ``../shared/data``."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("TUMORSYNTH_DATA", REPO.parent / "shared" / "data"))
+
+
+def data_file(relative: str) -> Path:
+    """A file of ../shared/data, or a skip that says where it was looked for."""
+    path = DATA / relative
+    if not path.exists():
+        pytest.skip(f"real CT not found at {path} (set TUMORSYNTH_DATA to the shared data folder)")
+    return path
 
 
 def toy_volume(shape=(48, 44, 40), spacing=(1.0, 1.0, 1.0), seed=0):
-    """(image float32, organ uint8) of the given shape, at the given spacing (mm)."""
+    """(image float32, organ uint8) of the given shape, at the given spacing (mm): an ellipsoidal
+    'organ' at 100 HU in -80 HU, with Gaussian noise."""
     rng = np.random.default_rng(seed)
     grid = np.meshgrid(
         *[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij"

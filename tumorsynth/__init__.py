@@ -18,14 +18,13 @@ import numba as _numba
 if "NUMBA_THREADING_LAYER" not in _os.environ:
     _numba.config.THREADING_LAYER = "forksafe"
 
-from tumorsynth.case import Case, as_case
-from tumorsynth.config import PRESETS, SynthConfig, load_config
+from tumorsynth.backend import empty_cache
+from tumorsynth.engine.case import Case, as_case
+from tumorsynth.engine.config import PRESETS, SynthConfig, load_config
+from tumorsynth.engine.params import LesionParams, TumorParams
+from tumorsynth.engine.pipeline import Synthesis, render, sample_params, synthesize
 from tumorsynth.errors import ConfigError, InputError, PlacementError, TumorSynthError
-from tumorsynth.params import LesionParams, TumorParams
-from tumorsynth.pipeline import Synthesis, render, sample_params, synthesize
-from tumorsynth.recycle import empty_cache
-
-__version__ = "0.1.0"
+from tumorsynth.version import __version__
 
 __all__ = [
     "PRESETS",

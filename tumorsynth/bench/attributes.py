@@ -38,8 +38,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from tumorsynth.params import LesionParams
-from tumorsynth.stages.shape import _MIN_RADIAL, ShapeParams, sh_basis
+from tumorsynth.engine.params import LesionParams
+from tumorsynth.engine.stages.shape import MIN_RADIAL, ShapeParams, sh_basis
 
 __all__ = [
     "ATTRIBUTES",
@@ -77,7 +77,7 @@ def shape_radius_mm(shape: ShapeParams) -> float:
     r"""Equivalent radius :math:`(abc)^{1/3}` of a tumour shape, mm (from its params; for a voxel
     mask's volume see :func:`tumorsynth.evaluate.metrics.equivalent_radius_mm`).
 
-    >>> from tumorsynth.stages.shape import ShapeParams
+    >>> from tumorsynth.engine.stages.shape import ShapeParams
     >>> s = ShapeParams("medium", (8.0, 16.0, 32.0), (1.0, 0.0, 0.0, 0.0), (0.0,) * 15)
     >>> round(shape_radius_mm(s), 9), round(elongation(s), 3)
     (16.0, 4.0)
@@ -109,11 +109,11 @@ def _sphere(n: int = 1000) -> tuple[np.ndarray, np.ndarray]:
 
 def unit_covariances(deform: np.ndarray) -> np.ndarray:
     r"""Covariance of the solid :math:`\lVert q \rVert \le R(q / \lVert q \rVert)` in the unit-ball
-    coordinates :math:`q` of :mod:`tumorsynth.stages.shape`, for deformations ``deform`` (..., 15);
+    coordinates :math:`q` of :mod:`tumorsynth.engine.stages.shape`, for deformations ``deform`` (..., 15);
     returns (..., 3, 3). The tumour's covariance in mm is :math:`Q D C D Q^\top`."""
     u, basis = _sphere()
     beta = np.asarray(deform, dtype=np.float64)
-    radial = np.maximum(1.0 + beta @ basis.T, _MIN_RADIAL)  # (..., n)
+    radial = np.maximum(1.0 + beta @ basis.T, MIN_RADIAL)  # (..., n)
     volume = (radial**3 / 3.0).mean(axis=-1)
     first = (radial**4 / 4.0) @ u / u.shape[0] / volume[..., None]
     outer = (u[:, :, None] * u[:, None, :]).reshape(-1, 9)

@@ -44,16 +44,16 @@ from tumorsynth.bench.attributes import (
     with_radius,
 )
 from tumorsynth.bench.shells import CaseSpec
-from tumorsynth.case import Case, as_case
-from tumorsynth.config import SynthConfig, load_config
+from tumorsynth.engine.case import Case, as_case
+from tumorsynth.engine.config import SynthConfig, load_config
+from tumorsynth.engine.packing import lesion_box, shape_row
+from tumorsynth.engine.params import LesionParams, TumorParams
+from tumorsynth.engine.pipeline import render, sample_params
+from tumorsynth.engine.stages.capsule import sample_capsule
+from tumorsynth.engine.stages.location import VESSEL_SAFETY_HU, LocationConfig, place
+from tumorsynth.engine.stages.mass_effect import sample_mass_effect
+from tumorsynth.engine.stages.shape import ShapeParams, shape_geometry
 from tumorsynth.errors import ConfigError, PlacementError
-from tumorsynth.packing import lesion_box, shape_row
-from tumorsynth.params import LesionParams, TumorParams
-from tumorsynth.pipeline import render, sample_params
-from tumorsynth.stages.capsule import sample_capsule
-from tumorsynth.stages.location import VESSEL_SAFETY_HU, LocationConfig, place
-from tumorsynth.stages.mass_effect import sample_mass_effect
-from tumorsynth.stages.shape import ShapeParams, shape_geometry
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -318,9 +318,9 @@ def load_bench_hosts(
     phantom_seeds: Sequence[int] = (PHANTOM_SEED,),
     phantom_spacing_mm: float = 1.0,
 ) -> list[Host]:
-    """The benchmark's hosts: phantoms (``sources`` None) or :class:`~tumorsynth.sources.Source`
+    """The benchmark's hosts: phantoms (``sources`` None) or :class:`~tumorsynth.dataset.sources.Source`
     objects (CT files with organ masks), read and cropped."""
-    from tumorsynth.sources import Source, load_source
+    from tumorsynth.dataset.sources import Source, load_source
 
     if sources is None:
         spacing = (float(phantom_spacing_mm),) * 3

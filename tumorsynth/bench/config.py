@@ -22,9 +22,9 @@ from tumorsynth.bench.attributes import ATTRIBUTES
 from tumorsynth.bench.cases import PHANTOM_SEED
 from tumorsynth.bench.models import TorchScriptConfig
 from tumorsynth.bench.stats import AttributeStats
-from tumorsynth.config import PRESETS, _read_file
+from tumorsynth.engine.config import PRESETS, read_config_file
+from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
-from tumorsynth.serialization import build_dataclass, to_jsonable
 
 __all__ = ["BenchConfig", "load_bench_config"]
 
@@ -57,7 +57,7 @@ class BenchConfig:
         Tolerance of the normalised surface Dice, mm.
     largest_organ : bool
         Keep only the largest connected organ (with its tumours) of every prediction before
-        scoring, as the reference's evaluation does (:func:`tumorsynth.predict.keep_largest_organ`).
+        scoring, as the reference's evaluation does (:func:`tumorsynth.segment.predict.keep_largest_organ`).
     bootstrap_resamples, bootstrap_seed : int
         The 95 % bootstrap intervals.
     phantom_seeds : tuple of int
@@ -136,7 +136,7 @@ def load_bench_config(config: str | Path | Mapping[str, Any] | BenchConfig | Non
     base, where = Path.cwd(), "bench config"
     if isinstance(config, (str, Path)):
         path = Path(config)
-        data, base, where = _read_file(path), path.parent, str(path)
+        data, base, where = read_config_file(path), path.parent, str(path)
     elif isinstance(config, Mapping):
         data = dict(config)
     else:
@@ -147,7 +147,7 @@ def load_bench_config(config: str | Path | Mapping[str, Any] | BenchConfig | Non
     stats = data.get("stats")
     if isinstance(stats, str):
         stats_path = Path(_relative(base, stats))
-        stats = _read_file(stats_path).get("stats")
+        stats = read_config_file(stats_path).get("stats")
         if not isinstance(stats, Mapping):
             raise ConfigError(f"{stats_path}: holds no 'stats' mapping")
         data["stats"] = stats

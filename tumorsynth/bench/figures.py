@@ -15,7 +15,7 @@ from tumorsynth.bench.attributes import UNITS
 from tumorsynth.bench.shells import SIGNED_SHELLS, shell_label, shell_range
 from tumorsynth.bench.stats import AttributeStats
 from tumorsynth.evaluate.figure import require_matplotlib
-from tumorsynth.io import write_atomic
+from tumorsynth.io.volume import write_atomic
 
 __all__ = ["write_grid_heatmap", "write_shell_heatmap"]
 

@@ -34,13 +34,13 @@ import SimpleITK as sitk
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from tumorsynth import __version__
 from tumorsynth.bench.attributes import ATTRIBUTES, UNITS, organ_depth_mm
-from tumorsynth.case_io import _grid_text, _same_grid
 from tumorsynth.errors import InputError
 from tumorsynth.evaluate.metrics import lesions
 from tumorsynth.evaluate.report import csv_text
-from tumorsynth.io import _to_array, read_image, write_text_atomic
+from tumorsynth.io.case import grid_text, same_grid
+from tumorsynth.io.volume import read_image, to_array, write_text_atomic
+from tumorsynth.version import __version__
 
 __all__ = ["MEASURED", "fit_stats", "measure_tumours"]
 
@@ -145,13 +145,13 @@ def measure_tumours(
 
 def _grid(image: sitk.Image) -> str:
     origin = ", ".join(f"{o:.1f}" for o in image.GetOrigin())
-    return f"{_grid_text(image)}, origin ({origin}) mm"
+    return f"{grid_text(image)}, origin ({origin}) mm"
 
 
 def _inputs(labels: Sequence[str | Path], images: Sequence[str | Path] | None):
     """(label path, image path or None) pairs: an nnU-Net or MSD dataset folder (``labelsTr``,
     ``imagesTr``), or label files with optional CTs paired by name or order."""
-    from tumorsynth.sources import expand_paths, pair_sources
+    from tumorsynth.dataset.sources import expand_paths, pair_sources
 
     if len(labels) == 1 and (Path(labels[0]) / "labelsTr").is_dir():
         root = Path(labels[0])
@@ -221,14 +221,14 @@ def fit_stats(
         image = None
         if image_path is not None:
             ct = read_image(image_path)
-            if not _same_grid(ct, label_image):  # size, spacing, origin and direction
+            if not same_grid(ct, label_image):  # size, spacing, origin and direction
                 raise InputError(
                     f"{image_path} ({_grid(ct)}) and its label map {label_path} "
                     f"({_grid(label_image)}) are not on one grid; resample one onto the other"
                 )
-            image = _to_array(ct)
+            image = to_array(ct)
         found = measure_tumours(
-            _to_array(label_image), label_image.GetSpacing(), image,
+            to_array(label_image), label_image.GetSpacing(), image,
             tumour_label=tumour_label, organ_label=organ_label, min_voxels=min_voxels,
         )  # fmt: skip
         rows += [{"file": str(label_path), **r} for r in found]

@@ -1,7 +1,7 @@
 r"""The segmenters a benchmark scores: a tumorsynth checkpoint, a TorchScript file or a Python
 callable, each turned into ``predict(image_hu, spacing_mm) -> labels``.
 
-- **Checkpoint** (``.pt`` from ``tumorsynth train``): :class:`tumorsynth.predict.Predictor`, with the
+- **Checkpoint** (``.pt`` from ``tumorsynth train``): :class:`tumorsynth.segment.predict.Predictor`, with the
   checkpoint's own HU window, voxel size (the CT is resampled to it and the labels back) and
   sliding windows.
 - **TorchScript** (``torch.jit.save``): called on a (1, 1, X, Y, Z) float32 tensor, by default the
@@ -9,7 +9,7 @@ callable, each turned into ``predict(image_hu, spacing_mm) -> labels``.
   reference's) or in HU (``input: hu``). On the whole crop at once it may return logits
   (1, C, X, Y, Z), taken by argmax over C, or labels of shape (1, 1, X, Y, Z), (1, X, Y, Z) or
   (X, Y, Z). With ``torchscript.patch_size`` it is run by sliding windows with Gaussian blending,
-  as :func:`tumorsynth.predict.predict_volume` runs a checkpoint (MONAI's
+  as :func:`tumorsynth.segment.predict.predict_volume` runs a checkpoint (MONAI's
   ``sliding_window_inference``), and must return logits (1, C, X, Y, Z).
 - **Callable** ``module:function`` (an importable module or a ``.py`` file) or any Python callable:
   ``function(image_hu, spacing_mm)`` with a (X, Y, Z) float32 array in HU and a tuple of 3 mm
@@ -119,8 +119,7 @@ def _as_labels(out: Any) -> Any:
 def _torchscript(path: Path, cfg: TorchScriptConfig, device: str) -> Predict:
     import torch
 
-    from tumorsynth.predict import predict_volume
-    from tumorsynth.train.data import window
+    from tumorsynth.segment.predict import predict_volume, window
 
     try:
         with warnings.catch_warnings():  # recent torch deprecates TorchScript, which we read
@@ -195,7 +194,7 @@ def load_segmenter(
     device: str = "auto",
     torchscript: TorchScriptConfig | None = None,
 ) -> Model:
-    """Load one segmenter (not :func:`tumorsynth.train.load_model`, which loads a network).
+    """Load one segmenter (not :func:`tumorsynth.segment.load_model`, which loads a network).
 
     Parameters
     ----------
@@ -233,7 +232,7 @@ def load_segmenter(
         if _is_torchscript(path):
             predict = _torchscript(path, torchscript or TorchScriptConfig(), device)
             return Model(name or _default_name(path), "torchscript", str(path), predict)
-        from tumorsynth.predict import Predictor
+        from tumorsynth.segment.predict import Predictor
 
         predictor = Predictor.from_checkpoint(path, device)
         return Model(name or _default_name(path), "checkpoint", str(path), predictor)

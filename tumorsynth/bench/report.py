@@ -1,6 +1,6 @@
 """The robustness benchmark's files: case tables (CSV, JSON), the Markdown table and the figures.
 
-Everything is written under a temporary name and renamed (:func:`tumorsynth.io.write_text_atomic`),
+Everything is written under a temporary name and renamed (:func:`tumorsynth.io.volume.write_text_atomic`),
 and only after every case has been scored: a failed run leaves no report behind.
 """
 
@@ -15,7 +15,7 @@ from tumorsynth.bench.attributes import UNITS
 from tumorsynth.bench.shells import SHELLS, SIGNED_SHELLS, shell_label, shell_range
 from tumorsynth.bench.stats import AttributeStats
 from tumorsynth.evaluate.report import csv_text
-from tumorsynth.io import write_text_atomic
+from tumorsynth.io.volume import write_text_atomic
 
 __all__ = ["CASE_COLUMNS", "GRID_COLUMNS", "markdown_table", "write_reports"]
 

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from tumorsynth import __version__
 from tumorsynth.bench.cases import (
     Host,
     TestCase,
@@ -43,12 +42,13 @@ from tumorsynth.bench.report import write_reports
 from tumorsynth.bench.shells import SIGNED_SHELLS, grid_plan, shell_label, shell_plan, shell_range
 from tumorsynth.bench.stats import AttributeStats, measure_location_stats, resolve_stats
 from tumorsynth.bench.summary import summarise_grid, summarise_shells
-from tumorsynth.case import Case
-from tumorsynth.config import SynthConfig, load_config
+from tumorsynth.dataset.sources import Source
+from tumorsynth.engine.case import Case
+from tumorsynth.engine.config import SynthConfig, load_config
 from tumorsynth.evaluate.figure import require_matplotlib
 from tumorsynth.evaluate.metrics import equivalent_radius_mm, evaluate_case
-from tumorsynth.predict import keep_largest_organ
-from tumorsynth.sources import Source
+from tumorsynth.segment.predict import keep_largest_organ
+from tumorsynth.version import __version__
 
 __all__ = ["RobustnessReport", "run_robustness"]
 
@@ -193,7 +193,7 @@ def run_robustness(
         Folder for ``cases.csv``, ``grid.csv``, ``robustness.json``, ``robustness.md``,
         ``heatmap_<model>.png`` and ``grid_<model>.png``; written only when every case is scored.
     hosts : sequence, "phantom" or None
-        Healthy hosts: :class:`~tumorsynth.sources.Source` objects (CT with organ mask), cases, or
+        Healthy hosts: :class:`~tumorsynth.dataset.sources.Source` objects (CT with organ mask), cases, or
         the built-in phantoms of the config (default). Unless the config's ``stats`` sets the
         location, its μ and σ are measured on CT hosts (``location_draws`` tumours per host,
         source ``measured`` in ``robustness.json`` and ``robustness.md``); the phantoms use the

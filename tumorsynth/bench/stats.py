@@ -39,9 +39,9 @@ from tumorsynth.bench.attributes import (
     organ_depth_mm,
     unit_covariances,
 )
-from tumorsynth.config import SynthConfig, load_config
+from tumorsynth.engine.config import SynthConfig, load_config
+from tumorsynth.engine.stages.shape import N_HARMONICS
 from tumorsynth.errors import ConfigError, PlacementError
-from tumorsynth.stages.shape import N_HARMONICS
 
 __all__ = [
     "LOCATION_STATS",
@@ -225,7 +225,8 @@ def measure_location_stats(hosts: Sequence[Any], config: Any, draws: int = 200) 
     PlacementError
         Fewer than two tumours could be placed.
     """
-    from tumorsynth import as_case, sample_params
+    from tumorsynth.engine.case import as_case
+    from tumorsynth.engine.pipeline import sample_params
 
     config = load_config(config)
     depths = []

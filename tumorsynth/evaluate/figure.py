@@ -12,7 +12,7 @@ import numpy as np
 
 from tumorsynth.errors import TumorSynthError
 from tumorsynth.evaluate.metrics import BIN_NAMES, CaseMetrics
-from tumorsynth.io import write_atomic
+from tumorsynth.io.volume import write_atomic
 
 __all__ = ["require_matplotlib", "write_summary_figure"]
 

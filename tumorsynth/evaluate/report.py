@@ -1,7 +1,7 @@
 """Evaluate predicted label maps on disk against their ground truth, and write the reports.
 
 A prediction and its ground truth are two files, or two folders of image files paired by case
-name, as ``tumorsynth predict`` names its outputs (:func:`tumorsynth.sources.case_name`): the
+name, as ``tumorsynth predict`` names its outputs (:func:`tumorsynth.dataset.sources.case_name`): the
 file name without its format ending and a trailing ``_0000`` channel suffix, other characters
 than letters, digits, ``_`` and ``-`` replaced by ``_``. So ``labelsTs/case_001.nii.gz`` pairs
 with ``predictions/case_001.nii.gz``, and ``labelsTs/case.01.nii.gz`` with ``case_01.nii.gz``.
@@ -29,13 +29,19 @@ import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
 
-from tumorsynth.case_io import _grid_text, _same_grid, nearest_onto
+from tumorsynth.dataset.sources import case_name
 from tumorsynth.errors import InputError
 from tumorsynth.evaluate.figure import write_summary_figure
 from tumorsynth.evaluate.metrics import CaseMetrics, evaluate_case
 from tumorsynth.evaluate.summary import summarise
-from tumorsynth.io import IMAGE_SUFFIXES, _to_array, image_suffix, read_image, write_text_atomic
-from tumorsynth.sources import case_name
+from tumorsynth.io.case import grid_text, nearest_onto, same_grid
+from tumorsynth.io.volume import (
+    IMAGE_SUFFIXES,
+    image_suffix,
+    read_image,
+    to_array,
+    write_text_atomic,
+)
 
 __all__ = ["EvaluationReport", "csv_text", "evaluate_files", "pair_files"]
 
@@ -95,7 +101,7 @@ def _some(names: list[str], limit: int = 6) -> str:
 
 def pair_files(pred: str | Path, gt: str | Path) -> list[tuple[str, Path, Path]]:
     """Pair predictions with ground truths: two files, or two folders matched by case name
-    (:func:`tumorsynth.sources.case_name`, as ``tumorsynth predict`` names its outputs).
+    (:func:`tumorsynth.dataset.sources.case_name`, as ``tumorsynth predict`` names its outputs).
 
     Returns
     -------
@@ -138,7 +144,7 @@ def pair_files(pred: str | Path, gt: str | Path) -> list[tuple[str, Path, Path]]
 
 
 def _label_array(image: sitk.Image, path: Path) -> np.ndarray:
-    array = _to_array(image)
+    array = to_array(image)
     if not np.issubdtype(array.dtype, np.integer) and not (np.mod(array, 1) == 0).all():
         raise InputError(f"{path}: not a label map (it holds non-integer values)")
     return array
@@ -148,7 +154,7 @@ def _read_case(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray, 
     """Both label maps on the ground-truth grid, its spacing, and a note if the prediction moved."""
     gt_image, pred_image = read_image(gt_path), read_image(pred_path)
     gt, spacing = _label_array(gt_image, gt_path), tuple(float(s) for s in gt_image.GetSpacing())
-    if _same_grid(pred_image, gt_image):
+    if same_grid(pred_image, gt_image):
         return _label_array(pred_image, pred_path), gt, spacing, None
     moved = nearest_onto(pred_image, gt_image)
     if moved is None:
@@ -162,8 +168,8 @@ def _read_case(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray, 
             f"{gt_path} ({grid(gt_image)}); is it the prediction for this case?"
         )
     note = (
-        f"{pred_path}: on another grid than its ground truth ({_grid_text(pred_image)} vs "
-        f"{_grid_text(gt_image)}); resampled onto it by world position (nearest neighbour)"
+        f"{pred_path}: on another grid than its ground truth ({grid_text(pred_image)} vs "
+        f"{grid_text(gt_image)}); resampled onto it by world position (nearest neighbour)"
     )
     return _label_array(moved, pred_path), gt, spacing, note
 

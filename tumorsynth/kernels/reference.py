@@ -12,9 +12,15 @@ from scipy.special import erfc
 
 from tumorsynth.kernels import layout as L
 from tumorsynth.kernels.hashing import unit_noise_np
-from tumorsynth.stages.location import vessel_map
 
-__all__ = ["ball_inside_organ", "lesion_fields", "render_lesions", "texture_grid", "vessel_overlap"]
+__all__ = [
+    "ball_inside_organ",
+    "lesion_fields",
+    "render_lesions",
+    "texture_grid",
+    "vessel_map",
+    "vessel_overlap",
+]
 
 _CELLS_PER_SIGMA = 1.0
 _RADIUS = 3
@@ -192,6 +198,40 @@ def ball_inside_organ(organ, spacing, center_mm, radius_mm) -> bool:
     if np.any(lo < 0) or np.any(hi >= organ.shape):
         return False
     return bool(np.all(organ[ball] > 0))
+
+
+def vessel_map(
+    image: np.ndarray,
+    organ: np.ndarray,
+    spacing_mm: tuple[float, float, float],
+    threshold_hu: float,
+    sigma_mm: float = 1.0,
+) -> np.ndarray:
+    """The vessel map that placement avoids: organ voxels whose smoothed HU exceeds a threshold.
+
+    Parameters
+    ----------
+    image : (X, Y, Z) array
+        CT in HU.
+    organ : (X, Y, Z) array
+        0/1 organ mask.
+    spacing_mm : tuple of float
+        Voxel size, mm.
+    threshold_hu : float
+        HU threshold (placement uses the organ's median plus ``vessel_offset_hu``).
+    sigma_mm : float
+        Gaussian smoothing, mm (truncated at 3 sigma).
+
+    Returns
+    -------
+    numpy.ndarray
+        (X, Y, Z) bool.
+    """
+    sigma_vox = [sigma_mm / s for s in spacing_mm]
+    smooth = ndimage.gaussian_filter(
+        np.asarray(image, dtype=np.float32), sigma_vox, mode="nearest", truncate=3.0
+    )
+    return (smooth > threshold_hu) & (np.asarray(organ) > 0)
 
 
 def vessel_overlap(image, organ, spacing, row, threshold_hu, sigma_mm) -> bool:

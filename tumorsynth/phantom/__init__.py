@@ -19,8 +19,8 @@ The modules, one idea each:
   :mod:`~tumorsynth.phantom.bowel`: the anatomy;
 - :mod:`~tumorsynth.phantom.render` and :mod:`~tumorsynth.phantom.noise`: the image.
 
-The numba kernels are in :mod:`tumorsynth.kernels` (``phantom_sdf``, ``phantom_paint``,
-``phantom_waves``, ``phantom_noise``).
+Its numba kernels are in :mod:`tumorsynth.phantom.kernels` (``sdf``, ``paint``, ``waves``,
+``noise``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tumorsynth.kernels import phantom_sdf
 from tumorsynth.phantom.grid import Grid
+from tumorsynth.phantom.kernels import sdf as phantom_sdf
 from tumorsynth.phantom.shapes import Shape
 
 __all__ = ["Body", "BodyLayer", "body_points", "wall_point"]

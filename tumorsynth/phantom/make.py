@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from tumorsynth.case import Case
+from tumorsynth.engine.case import Case
 from tumorsynth.errors import InputError
 from tumorsynth.phantom.grid import Grid
 from tumorsynth.phantom.noise import add_noise

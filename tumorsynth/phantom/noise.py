@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tumorsynth.kernels import phantom_noise
+from tumorsynth.phantom.kernels import noise as phantom_noise
 
 __all__ = ["NOISE_CORRELATION_MM", "NOISE_SIGMA_HU", "add_noise"]
 

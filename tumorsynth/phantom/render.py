@@ -1,7 +1,7 @@
 """Rendering of the built-in phantom: a :class:`~tumorsynth.phantom.recipe.Patient` on a voxel grid.
 
 The body wall fills the volume first; then every step's coats are painted in order, each from its
-shape's SDF with partial-volume edges (:mod:`tumorsynth.kernels.phantom_paint`); the liver and, last,
+shape's SDF with partial-volume edges (:mod:`tumorsynth.phantom.kernels.paint`); the liver and, last,
 its vessel trees give the organ and vessel masks. The result is noise-free.
 """
 
@@ -11,9 +11,9 @@ import threading
 
 import numpy as np
 
-from tumorsynth.kernels import phantom_paint
-from tumorsynth.kernels.phantom_waves import wave_tables
 from tumorsynth.phantom.grid import Grid
+from tumorsynth.phantom.kernels import paint as phantom_paint
+from tumorsynth.phantom.kernels.waves import wave_tables
 from tumorsynth.phantom.recipe import Coat, Patient, Step
 from tumorsynth.phantom.tissues import HU, LABELS
 

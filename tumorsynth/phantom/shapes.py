@@ -4,7 +4,7 @@ Everything here is defined in patient millimetres relative to the centre of the 
 (x toward the patient's right, y anterior, z superior) and never refers to a voxel grid, so the same
 seed gives the same patient at any spacing. Shapes are approximate signed distance fields (SDF, mm,
 negative inside) evaluated on a :class:`~tumorsynth.phantom.grid.Grid` by the numba kernels of
-:mod:`tumorsynth.kernels.phantom_sdf`.
+:mod:`tumorsynth.phantom.kernels.sdf`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tumorsynth.kernels import phantom_sdf
-from tumorsynth.kernels.phantom_waves import wave_tables
 from tumorsynth.phantom.grid import Grid
+from tumorsynth.phantom.kernels import sdf as phantom_sdf
+from tumorsynth.phantom.kernels.waves import wave_tables
 
 __all__ = [
     "Blob",

@@ -1,24 +1,28 @@
-"""Label-free training: a segmenter trained on healthy CT with tumours synthesised on the fly.
+"""Training: the :class:`Trainer` and its hooks, and ``tumorsynth train``'s segmenter.
 
-- :func:`load_train_config` / :class:`TrainConfig`: the run's settings (YAML/JSON, overridable);
-- :func:`train`: the run (one process, or one rank under ``torchrun``);
-- :func:`insert_tumours`: the GPU batch hook for a training step of your own;
-- :func:`load_model`: a trained network from a checkpoint.
+- :class:`Trainer`: a training run whose steps are methods to override (network, loss, data,
+  one step, validation, checkpoints, logs); the methods of :mod:`tumorsynth.methods` train on it;
+- :class:`SegmentationTrainer` / :func:`train`: a label-free segmenter trained on healthy CT with
+  tumours synthesised on the fly (one process, or one rank under ``torchrun``);
+- :func:`load_train_config` / :class:`TrainConfig`: its settings (YAML/JSON, overridable).
 
 Needs the ``train`` extra (torch, MONAI).
 """
 
-from tumorsynth.train.checkpoint import load_model
-from tumorsynth.train.config import NETWORKS, TrainConfig, load_train_config
-from tumorsynth.train.hooks import insert_tumours
-from tumorsynth.train.loop import TrainResult, train
+from tumorsynth.segment.networks import NETWORKS
+from tumorsynth.train.config import TrainConfig, load_train_config
+from tumorsynth.train.runtime import Runtime, start_runtime
+from tumorsynth.train.segmentation import SegmentationTrainer, train
+from tumorsynth.train.trainer import Trainer, TrainResult
 
 __all__ = [
     "NETWORKS",
+    "Runtime",
+    "SegmentationTrainer",
     "TrainConfig",
     "TrainResult",
-    "insert_tumours",
-    "load_model",
+    "Trainer",
     "load_train_config",
+    "start_runtime",
     "train",
 ]

@@ -22,21 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tumorsynth.config import _read_file, load_config
+from tumorsynth.engine.config import load_config, read_config_file
+from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
-from tumorsynth.serialization import build_dataclass, to_jsonable
+from tumorsynth.segment.networks import NETWORKS, patch_multiple
 
 __all__ = [
     "NETWORKS",
     "TrainConfig",
-    "default_channels",
     "load_train_config",
     "parse_override",
-    "patch_multiple",
 ]
-
-NETWORKS = ("unet", "basic_unet", "swin_unetr")
-"""Networks :func:`tumorsynth.train.networks.build_network` builds (all from MONAI)."""
 
 Triple = tuple[int, int, int]
 
@@ -169,21 +165,6 @@ class TrainConfig:
         return to_jsonable(dataclasses.asdict(self))
 
 
-def default_channels(network: str) -> list[int]:
-    """Channels per level when ``channels`` is not set: the reference UNet's 16 ... 256, MONAI's
-    BasicUNet default."""
-    return [16, 32, 64, 128, 256] if network == "unet" else [32, 32, 64, 128, 256, 32]
-
-
-def patch_multiple(c: TrainConfig) -> int:
-    """What every patch side must be a multiple of for the network to map it back to its size."""
-    if c.network == "swin_unetr":
-        return 32
-    if c.network == "basic_unet":
-        return 16
-    return 2 ** (len(c.channels or default_channels("unet")) - 1)
-
-
 def _problems(c: TrainConfig) -> list[str]:
     """What is wrong with ``c`` that can be told without reading any volume."""
     out = []
@@ -193,9 +174,11 @@ def _problems(c: TrainConfig) -> list[str]:
         out.append(f"network: unknown {c.network!r}{maybe}; choose from {', '.join(NETWORKS)}")
     if len(c.patch_size) != 3 or min(c.patch_size) < 1:
         out.append(f"patch_size: 3 positive ints, got {list(c.patch_size)}")
-    elif c.network in NETWORKS and any(n % patch_multiple(c) for n in c.patch_size):
+    elif c.network in NETWORKS and any(
+        n % patch_multiple(c.network, c.channels) for n in c.patch_size
+    ):
         out.append(
-            f"patch_size: {c.network} needs multiples of {patch_multiple(c)}, "
+            f"patch_size: {c.network} needs multiples of {patch_multiple(c.network, c.channels)}, "
             f"got {list(c.patch_size)}"
         )
     elif c.network == "swin_unetr" and min(c.patch_size) < 64:
@@ -299,7 +282,7 @@ def load_train_config(
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
-        data, where = _read_file(path), str(path)
+        data, where = read_config_file(path), str(path)
     extra = (
         dict(overrides) if isinstance(overrides, Mapping) else dict(map(parse_override, overrides))
     )

@@ -15,16 +15,17 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from tumorsynth.case import Case, as_case
-from tumorsynth.errors import ConfigError, InputError
-from tumorsynth.sources import (
+from tumorsynth.dataset.sources import (
     dataset_json_sources,
     expand_paths,
     load_source,
     pair_sources,
     phantom_sources,
 )
-from tumorsynth.stream import TumorStream, collate
+from tumorsynth.engine.case import Case, as_case
+from tumorsynth.errors import ConfigError, InputError
+from tumorsynth.io.volume import resample_to_spacing
+from tumorsynth.stream.crops import TumorStream, collate
 from tumorsynth.train.config import TrainConfig
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "load_hosts",
     "load_val_cases",
     "make_loader",
-    "window",
 ]
 
 log = logging.getLogger("tumorsynth.train")
@@ -100,10 +100,10 @@ def _resampled(config: TrainConfig, image, labels, spacing_mm):
     target = (float(config.spacing_mm or 0.0),) * 3
     if not config.spacing_mm or np.allclose(spacing_mm, target, rtol=1e-6, atol=0):
         return image, labels, tuple(spacing_mm)
-    from tumorsynth.predict import _resample
-
-    image = _resample(np.asarray(image, np.float32), spacing_mm, target)
-    labels = _resample(np.asarray(labels, np.uint8), spacing_mm, target, shape=image.shape)
+    image = resample_to_spacing(np.asarray(image, np.float32), spacing_mm, target)
+    labels = resample_to_spacing(
+        np.asarray(labels, np.uint8), spacing_mm, target, shape=image.shape
+    )
     return image, labels, target
 
 
@@ -114,7 +114,7 @@ def load_val_cases(
     ``n_val_synthetic`` phantoms (seeds from :data:`VAL_PHANTOM_SEED`) with tumours from fixed
     seeds, cropped to the organ and a margin of half a patch. ``share = (rank, world)``: only every
     ``world``-th case from ``rank`` on (the ranks of a run validate a share each)."""
-    from tumorsynth.case_io import read_pair
+    from tumorsynth.io.case import read_pair
 
     rank, world = share
 
@@ -140,8 +140,8 @@ def load_val_cases(
             out.append(ValCase(image_path.name, image, label, spacing))
         return out
     if config.n_val_synthetic:
+        from tumorsynth.engine.pipeline import synthesize
         from tumorsynth.phantom import make_phantom
-        from tumorsynth.pipeline import synthesize
 
         for k in range(rank, config.n_val_synthetic, world):
             seed = VAL_PHANTOM_SEED + k
@@ -190,12 +190,6 @@ def make_loader(
         pin_memory=torch.cuda.is_available(),
         persistent_workers=config.num_workers > 0,
     )
-
-
-def window(hu: torch.Tensor, window_hu: tuple[float, float]) -> torch.Tensor:
-    """HU -> [0, 1]: ``window_hu`` mapped linearly, clipped outside."""
-    lo, hi = window_hu
-    return ((hu.float() - lo) / (hi - lo)).clamp_(0.0, 1.0)
 
 
 def augment(

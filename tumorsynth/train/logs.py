@@ -1,10 +1,11 @@
 """What a run logs: metrics (CSV mirrored to TensorBoard) and the tumours each rank trained on.
 
-``metrics.csv`` has the columns ``step, split, loss, lr, data_s, step_s, tumour_dice, organ_dice``
-(empty where a value does not apply); TensorBoard events go to ``tensorboard/`` when the
+``metrics.csv`` has the columns ``step, split`` and the trainer's own (a segmentation run's:
+``loss, lr, data_s, step_s, tumour_dice, organ_dice``), empty where a value does not apply;
+TensorBoard events go to ``tensorboard/`` when the
 ``tensorboard`` package is installed (the ``train`` extra installs it). ``streams/rank{r}.jsonl``
 holds one line per step: for each crop of the batch its host case, its position and the seed of
-its tumours, enough to render them again (:func:`tumorsynth.stream.TumorStream.replay`).
+its tumours, enough to render them again (:func:`tumorsynth.stream.crops.TumorStream.replay`).
 
 A resumed run continues these files from its checkpoint's step: lines of later steps, written
 after the checkpoint by a run that was then killed, are dropped first.
@@ -15,16 +16,15 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tumorsynth.io import write_text_atomic
+from tumorsynth.io.volume import write_text_atomic
 
-__all__ = ["COLUMNS", "MetricsLog", "StreamLog"]
+__all__ = ["MetricsLog", "StreamLog"]
 
 log = logging.getLogger("tumorsynth.train")
-
-COLUMNS = ("step", "split", "loss", "lr", "data_s", "step_s", "tumour_dice", "organ_dice")
 
 
 def _drop_after(path: Path, step: int, step_of) -> None:
@@ -40,11 +40,19 @@ def _drop_after(path: Path, step: int, step_of) -> None:
 class MetricsLog:
     """Append metrics of a run in ``out_dir`` (a no-op where ``enabled`` is False: ranks > 0).
 
-    ``resume_step``: the step of the checkpoint a resumed run starts from (rows after it go).
+    ``columns``: the values a row may hold (after ``step`` and ``split``); ``resume_step``: the
+    step of the checkpoint a resumed run starts from (rows after it go).
     """
 
-    def __init__(self, out_dir: Path, enabled: bool = True, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        columns: Sequence[str],
+        enabled: bool = True,
+        resume_step: int | None = None,
+    ) -> None:
         self.enabled = enabled
+        self.columns = ("step", "split", *columns)
         self._file = self._csv = self._tb = None
         if not enabled:
             return
@@ -53,7 +61,7 @@ class MetricsLog:
             _drop_after(path, resume_step, lambda i, line: 0 if i == 0 else int(line.split(",")[0]))
         new = not path.exists() or path.stat().st_size == 0
         self._file = path.open("a", newline="")
-        self._csv = csv.DictWriter(self._file, fieldnames=COLUMNS)
+        self._csv = csv.DictWriter(self._file, fieldnames=self.columns)
         if new:
             self._csv.writeheader()
         try:
@@ -65,10 +73,10 @@ class MetricsLog:
             self._tb = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=purge)
 
     def write(self, step: int, split: str, **values: float) -> None:
-        """One row: ``values`` keyed by :data:`COLUMNS` names."""
+        """One row: ``values`` keyed by column names."""
         if not self.enabled:
             return
-        unknown = set(values) - set(COLUMNS)
+        unknown = set(values) - set(self.columns)
         if unknown:
             raise KeyError(f"unknown metric columns {sorted(unknown)}")
         self._csv.writerow({"step": step, "split": split, **values})

@@ -1,5 +1,5 @@
 """Validation during training: whole labelled volumes segmented as ``tumorsynth predict`` would
-(the same :class:`~tumorsynth.predict.Predictor`: the checkpoint's voxel size, sliding windows),
+(the same :class:`~tumorsynth.segment.predict.Predictor`: the checkpoint's voxel size, sliding windows),
 so that ``best.pt`` is chosen under the preprocessing it is used with; every rank of a run
 validates its share of the cases."""
 
@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tumorsynth.evaluate.metrics import dice
-from tumorsynth.predict import Predictor
+from tumorsynth.segment.predict import Predictor
 from tumorsynth.train.data import ValCase
 
 __all__ = ["validate"]

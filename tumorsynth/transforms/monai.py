@@ -32,10 +32,10 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import MAX_SEED, TransformBackends, convert_to_dst_type
 
-from tumorsynth.config import SynthConfig, load_config
+from tumorsynth.engine.config import SynthConfig, load_config
+from tumorsynth.engine.params import TumorParams
+from tumorsynth.engine.pipeline import render, sample_params
 from tumorsynth.errors import InputError, PlacementError
-from tumorsynth.params import TumorParams
-from tumorsynth.pipeline import render, sample_params
 
 __all__ = ["META_KEY", "PARAMS_KEY", "RandTumorSynth", "RandTumorSynthd"]
 

@@ -21,10 +21,10 @@ import torch
 from torchio.data.subject import Subject
 from torchio.transforms.augmentation import RandomTransform
 
-from tumorsynth.config import SynthConfig, load_config
+from tumorsynth.engine.config import SynthConfig, load_config
+from tumorsynth.engine.params import TumorParams
+from tumorsynth.engine.pipeline import render, sample_params
 from tumorsynth.errors import PlacementError
-from tumorsynth.params import TumorParams
-from tumorsynth.pipeline import render, sample_params
 
 __all__ = ["PARAMS_KEY", "RandomTumorSynth"]
 

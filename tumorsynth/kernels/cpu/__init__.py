@@ -3,7 +3,6 @@
 ``import tumorsynth`` selects numba's fork-safe threading layer (see ``tumorsynth/__init__.py``).
 """
 
-from tumorsynth.kernels.cpu.copies import copy_outputs, start_copy
 from tumorsynth.kernels.cpu.organ import (
     ball_inside_organ,
     measure_organ_arrays,
@@ -15,11 +14,9 @@ from tumorsynth.kernels.cpu.texture import texture_grid, texture_grids
 
 __all__ = [
     "ball_inside_organ",
-    "copy_outputs",
     "measure_organ_arrays",
     "render_lesions",
     "screen_centres",
-    "start_copy",
     "texture_grid",
     "texture_grids",
     "vessel_overlap",

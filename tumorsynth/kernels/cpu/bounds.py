@@ -22,7 +22,7 @@ the global ones:
   so its sampled minimum, less a first-order margin, bounds it over a cell (and ``a_min``, the
   smallest semi-axis, bounds it everywhere). Then ``rho <= R_min - inward / s_min`` is deep inside
   and ``rho >= R_max + outward / s_min`` out of reach, as for the global bounds
-  (``tumorsynth.packing.pack_lesion``), which use ``a_min``.
+  (``tumorsynth.engine.packing.pack_lesion``), which use ``a_min``.
 """
 
 from __future__ import annotations

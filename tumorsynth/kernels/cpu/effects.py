@@ -1,6 +1,6 @@
 """The per-voxel model of each stage, as small inline numba functions the render kernel composes.
 
-Every function is the formula documented in its stage module (``tumorsynth.stages.*``); distances are
+Every function is the formula documented in its stage module (``tumorsynth.engine.stages.*``); distances are
 signed distances to the tumour surface along the ray from its centre, mm (negative inside).
 """
 

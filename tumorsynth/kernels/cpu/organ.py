@@ -170,7 +170,7 @@ def vessel_overlap(image, organ, spacing, row, lo, hi, threshold_hu, sigma_mm):
 
     A vessel voxel is an organ voxel whose Gaussian-smoothed HU (``sigma_mm``, truncated at 3 sigma,
     nearest-value borders: ``scipy.ndimage.gaussian_filter``) exceeds ``threshold_hu``; this is the
-    map of ``tumorsynth.stages.location.vessel_map`` evaluated only where the lesion lies.
+    map of ``tumorsynth.kernels.reference.vessel_map`` evaluated only where the lesion lies.
 
     The box is smoothed one x-slab at a time, separably (along x, then z, then y; each sum in the
     order of the CUDA kernel's, so both backends answer alike), and only a voxel above the

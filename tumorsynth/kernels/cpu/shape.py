@@ -1,4 +1,4 @@
-"""numba evaluation of a lesion's shape (see ``tumorsynth.stages.shape``)."""
+"""numba evaluation of a lesion's shape (see ``tumorsynth.engine.stages.shape``)."""
 
 from __future__ import annotations
 

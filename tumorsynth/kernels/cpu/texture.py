@@ -1,4 +1,4 @@
-"""numba generation of a tumour's texture lattice (see ``tumorsynth.stages.texture``)."""
+"""numba generation of a tumour's texture lattice (see ``tumorsynth.engine.stages.texture``)."""
 
 from __future__ import annotations
 

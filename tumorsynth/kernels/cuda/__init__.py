@@ -2,7 +2,7 @@
 
 CUDA sources live in ``_src/`` and are compiled on first use (NVRTC, cached on disk by CuPy). Nothing
 here imports CuPy until a kernel is first asked for, so ``tumorsynth.kernels.cuda.hostpack`` (pure
-NumPy) can pack batches on machines without a GPU.
+NumPy) can lay out batches on machines without a GPU.
 """
 
 from importlib import import_module
@@ -13,7 +13,6 @@ _WHERE = {
     "copy_into": "render",
     "copy_outputs": "render",
     "measure_organ_arrays": "organ",
-    "pack": "render",
     "render_lesions": "render",
     "render_pack": "render",
     "screen_centres": "organ",

@@ -1,9 +1,9 @@
-"""Host side of the GPU engine: params of one or many volumes packed into one buffer (one upload).
+"""Host side of the GPU kernels: their inputs laid out in one buffer (one upload).
 
 Pure NumPy (no CuPy), so that DataLoader workers on machines without a GPU can pack ahead of the
-training step. The rows are those of :func:`tumorsynth.packing.pack_lesion`, bit for bit; the texture
-lattices are described by per-lesion metadata and built on the device
-(``tumorsynth/kernels/cuda/_src/texture.cu``).
+training step. :func:`tumorsynth.engine.batch.pack_batch` fills it from params; here are the
+buffer (:class:`HostPack`), the per-lesion texture metadata that ``_src/texture.cu`` reads to build
+the texture lattices on the device, and the blur weights both backends share.
 """
 
 from __future__ import annotations
@@ -14,20 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tumorsynth import packing
 from tumorsynth.errors import InputError
-from tumorsynth.kernels import layout as L
 from tumorsynth.kernels.cpu.texture import CELLS_PER_SIGMA, RADIUS
 from tumorsynth.kernels.hashing import hash_u32_np
-from tumorsynth.packing import lesion_box, pack_lesion, tile_boxes
-from tumorsynth.params import TumorParams
-from tumorsynth.stages.texture import texture_lattice
+from tumorsynth.kernels.layout import TILE
 
 __all__ = [
     "HostPack",
+    "assemble",
     "gauss_weights",
-    "pack_batch",
     "pack_textures",
+    "texture_meta",
+    "texture_tables",
     "texture_weights",
     "tile_dims",
 ]
@@ -41,9 +39,9 @@ N_STAGES = 6  # texture passes: density X, Y, Z, salt X, Y, Z (the last writes t
 
 
 def tile_dims(tile=None) -> tuple[int, int, int]:
-    """Per-axis tile size (voxels) of ``tile`` (an int or 3 ints; None: ``packing.TILE`` as it is
-    now), rounded up to powers of two: the block of voxels one group of render threads covers."""
-    sizes = np.broadcast_to(np.asarray(packing.TILE if tile is None else tile, np.int64), (3,))
+    """Per-axis tile size (voxels) of ``tile`` (an int or 3 ints; None: ``kernels.layout.TILE``),
+    rounded up to powers of two: the block of voxels one group of render threads covers."""
+    sizes = np.broadcast_to(np.asarray(TILE if tile is None else tile, np.int64), (3,))
     if sizes.min() < 1 or sizes.prod() > 1 << 16:
         raise InputError(f"tile must be 1 to 65536 voxels in all, positive per axis, got {tile!r}")
     return tuple(1 << int(n - 1).bit_length() for n in sizes)  # type: ignore[return-value]
@@ -80,7 +78,7 @@ def texture_weights() -> tuple[np.ndarray, float]:
     return w, math.sqrt(_seq_sum(w * w) ** 1.5)
 
 
-def _texture_meta(tp, lo, shape, sqrt_norm: float) -> tuple[np.ndarray, np.ndarray]:
+def texture_meta(tp, lo, shape, sqrt_norm: float) -> tuple[np.ndarray, np.ndarray]:
     """Texture metadata of one lesion and the element counts of its six passes."""
     r = RADIUS
     h = tp.grain_sigma_mm / CELLS_PER_SIGMA
@@ -170,7 +168,7 @@ class HostPack:
         )
 
 
-def _assemble(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+def assemble(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
     fields, offset = {}, 0
     for name, a in arrays.items():
         fields[name] = (offset, a.dtype.str, a.shape)
@@ -182,7 +180,7 @@ def _assemble(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
     return buffer, fields
 
 
-def _texture_tables(metas: list[np.ndarray], sizes: list[np.ndarray]):
+def texture_tables(metas: list[np.ndarray], sizes: list[np.ndarray]):
     n = len(metas)
     tm = np.array(metas, np.float64).reshape(n, TM_N)
     counts = np.array(sizes, np.int64).reshape(n, N_STAGES)
@@ -198,11 +196,11 @@ def pack_textures(items: Sequence[tuple]) -> HostPack:
     w, sqrt_norm = texture_weights()
     metas, sizes = [], []
     for tp, lo, shape in items:
-        m, s = _texture_meta(tp, lo, shape, sqrt_norm)
+        m, s = texture_meta(tp, lo, shape, sqrt_norm)
         metas.append(m)
         sizes.append(s)
-    tm, prefix, totals, base = _texture_tables(metas, sizes)
-    buffer, fields = _assemble({"tm": tm, "prefix": prefix, "stage_base": base[:5], "w": w})
+    tm, prefix, totals, base = texture_tables(metas, sizes)
+    buffer, fields = assemble({"tm": tm, "prefix": prefix, "stage_base": base[:5], "w": w})
     return HostPack(
         buffer,
         fields,
@@ -212,103 +210,6 @@ def pack_textures(items: Sequence[tuple]) -> HostPack:
         (1, 1, 1),
         (0, 0, 0),
         tuple(int(b) for b in base[:5]),
-        totals,
-        int(base[5]),
-        totals[5],
-    )
-
-
-def pack_batch(params_list: Sequence[TumorParams], tile=None) -> HostPack:
-    """Pack the lesions of one params per volume of a batch (host side, pure).
-
-    Parameters
-    ----------
-    params_list : sequence of TumorParams
-        One per volume; all drawn for the same volume shape.
-    tile : int or 3 ints, optional
-        Render tile size, voxels (None: ``packing.TILE``); rounded up to powers of two.
-
-    Returns
-    -------
-    HostPack
-    """
-    if not params_list:
-        raise InputError("pack_batch needs at least one TumorParams")
-    dims = tile_dims(tile)
-    shape = tuple(int(n) for n in params_list[0].volume_shape)
-    w, sqrt_norm = texture_weights()
-    rows, metas, sizes, spacing = [], [], [], []
-    tiles, ptrs, owners, items = [], [], [], []
-    n_entries = 0
-    for b, params in enumerate(params_list):
-        if not isinstance(params, TumorParams):
-            raise InputError(f"params_list[{b}] is a {type(params).__name__}, not TumorParams")
-        if tuple(int(n) for n in params.volume_shape) != shape:
-            raise InputError(
-                f"params_list[{b}] was drawn for shape {tuple(params.volume_shape)}, not {shape}: "
-                "a batch holds volumes of one shape"
-            )
-        spacing.append(params.spacing_mm)
-        first = len(rows)
-        boxes = []
-        for lesion in params.lesions:
-            row, visible, extent = pack_lesion(lesion, params.organ_hu)
-            tp = lesion.texture
-            lattice = texture_lattice(tp, visible)
-            m, s = _texture_meta(tp, lattice.lo, lattice.shape, sqrt_norm)
-            row[L.TEX_H] = lattice.spacing_mm
-            row[L.TEX_LO : L.TEX_LO + 3] = lattice.lo
-            row[L.TEX_N : L.TEX_N + 3] = lattice.shape
-            rows.append(row)
-            metas.append(m)
-            sizes.append(s)
-            boxes.append(lesion_box(lesion.center_mm, extent, params.spacing_mm, shape))
-        if not boxes:
-            continue
-        t, p, les = tile_boxes(np.array(boxes, np.int64), shape, np.array(dims, np.int64))
-        tiles.append(t)
-        ptrs.append(p[:-1] + n_entries)
-        owners.append(les + first)
-        items.append(np.full(len(t), b, np.int32))
-        n_entries += int(p[-1])
-    n_lesions = len(rows)
-    if n_lesions:
-        tm, prefix, totals, base = _texture_tables(metas, sizes)
-        row_array = np.array(rows, np.float64)
-        row_array[:, L.TEX_OFFSET] = prefix[5, :-1]
-        tile_array = np.concatenate(tiles).astype(np.int64)
-        ptr = np.concatenate([*ptrs, [n_entries]]).astype(np.int64)
-        lesions = np.concatenate(owners).astype(np.int64)
-        item = np.concatenate(items)
-    else:
-        tm, prefix, totals, base = _texture_tables([], [])
-        row_array = np.zeros((0, L.N_FIELDS))
-        tile_array = np.zeros((0, 6), np.int64)
-        ptr = np.zeros(1, np.int64)
-        lesions = np.zeros(0, np.int64)
-        item = np.zeros(0, np.int32)
-    arrays = {
-        "rows": row_array,
-        "tm": tm,
-        "prefix": prefix,
-        "stage_base": base[:5],
-        "w": w,
-        "spacing": np.array(spacing, np.float64).reshape(-1, 3),
-        "tiles": tile_array,
-        "tile_ptr": ptr,
-        "tile_lesions": lesions,
-        "tile_item": item,
-    }
-    buffer, fields = _assemble(arrays)
-    return HostPack(
-        buffer,
-        fields,
-        len(params_list),
-        n_lesions,
-        len(tile_array),
-        dims,
-        shape,
-        tuple(int(v) for v in base[:5]),
         totals,
         int(base[5]),
         totals[5],

@@ -9,16 +9,13 @@ import cupy
 import numpy as np
 
 from tumorsynth.kernels.cuda._compile import blocks, function
-from tumorsynth.kernels.cuda.hostpack import pack_batch, tile_dims
+from tumorsynth.kernels.cuda.hostpack import tile_dims
 from tumorsynth.kernels.cuda.texture import build_textures
-from tumorsynth.kernels.cuda.transfer import DevicePack, upload
-from tumorsynth.packing import Packed
-from tumorsynth.params import TumorParams
+from tumorsynth.kernels.cuda.transfer import DevicePack
 
 __all__ = [
     "copy_into",
     "copy_outputs",
-    "pack",
     "render_lesions",
     "render_pack",
     "start_copy",
@@ -114,29 +111,17 @@ def render_lesions(image, organ, out, label, spacing, rows, tiles, tile_ptr, til
 
     Same signature and semantics as :func:`tumorsynth.kernels.cpu.render_lesions`: ``image``,
     ``organ``, ``out`` and ``label`` are (X, Y, Z) C-contiguous CuPy arrays; ``spacing`` is (3,)
-    host floats; the packed arrays may be CuPy arrays (see :func:`pack`) or host arrays, uploaded
-    here. Tiles must be at most ``packing.TILE`` voxels per axis (as :func:`pack` and
-    ``packing.tile_boxes(..., tile=packing.TILE)`` cut them; the CPU's ``packing.pack`` cuts
-    longer tiles, ``packing.CPU_TILE``, which this kernel cannot take).
+    host floats; the packed arrays may be CuPy arrays (see
+    :func:`tumorsynth.engine.batch.pack_on_device`) or host arrays, uploaded here. Tiles must be at
+    most ``kernels.layout.TILE`` voxels per axis (as ``pack_on_device`` and
+    ``packing.tile_boxes(..., tile=TILE)`` cut them; the CPU's ``packing.pack`` cuts longer tiles,
+    ``kernels.layout.CPU_TILE``, which this kernel cannot take).
     """
     as_dev = cupy.asarray
     _launch(
         image, organ, out, label, [float(s) for s in spacing], _NULL,
         as_dev(rows, cupy.float64), as_dev(tiles, cupy.int64), as_dev(tile_ptr, cupy.int64),
         as_dev(tile_lesions, cupy.int64), _NULL, as_dev(tex, cupy.float32), tile_dims(),
-    )  # fmt: skip
-
-
-def pack(params: TumorParams) -> Packed:
-    """Kernel inputs of one params on the GPU: one upload and six texture launches.
-
-    The device twin of ``tumorsynth.packing.pack(params, texture_grids)``: the same rows, tiles and
-    lattices, as CuPy arrays.
-    """
-    device = upload(pack_batch([params]))  # packing.TILE, as render_lesions expects
-    return Packed(
-        device["rows"], device["tiles"], device["tile_ptr"], device["tile_lesions"],
-        build_textures(device),
     )  # fmt: skip
 
 

@@ -1,0 +1,241 @@
+"""Properties of synthesised tumours, on the phantom and on real CT."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import tumorsynth as ts
+from tumorsynth.engine.packing import pack_lesion
+from tumorsynth.kernels.reference import lesion_fields, vessel_map
+
+SIZE_RANGE_MM = {"tiny": (6, 10), "small": (12, 20), "medium": (24, 40), "large": (48, 80)}
+
+
+def _check_invariants(case: ts.Case, result: ts.Synthesis) -> None:
+    organ = case.organ.astype(bool)
+    label = result.label
+    assert result.image.dtype == np.float32 and label.dtype == np.uint8
+    assert result.image.shape == case.shape == label.shape
+    assert set(np.unique(label)) <= {0, 1, 2}
+    assert not np.any((label == 2) & ~organ), "tumour label outside the organ"
+    np.testing.assert_array_equal(label > 0, organ)
+    np.testing.assert_array_equal(result.image[~organ], case.image[~organ])
+    # inside the organ, every change lies within a lesion's reach beyond its (unclipped) surface:
+    # the edge blur (4 sigma), the capsule (1.5 thickness) or the mass effect
+    changed = np.argwhere(result.image != case.image.astype(np.float32))
+    assert bool(result.params.lesions) == bool(len(changed))
+    within = np.zeros(len(changed), bool)
+    for lesion in result.params.lesions:
+        row, _, _ = pack_lesion(lesion, result.params.organ_hu)
+        reach = max(
+            lesion.mass_effect.reach_mm,
+            4 * lesion.intensity.edge_sigma_mm,
+            1.5 * lesion.capsule.thickness_mm,
+        )
+        offsets = changed * np.asarray(case.spacing_mm) - np.asarray(lesion.center_mm)
+        within |= lesion_fields(row, offsets)["sd"] <= reach + 1e-6
+    assert within.all(), f"{(~within).sum()} changed voxels beyond every lesion's reach"
+
+
+@pytest.mark.parametrize("preset", ["syntumor", "liver"])
+def test_invariants_on_phantom(phantom_2mm, preset):
+    for seed in range(3):
+        result = ts.synthesize(phantom_2mm, config=preset, seed=seed)
+        _check_invariants(phantom_2mm, result)
+    assert result.params.lesions
+
+
+@pytest.mark.parametrize("preset", ["syntumor", "liver"])
+def test_invariants_on_real_ct(real_ct, preset):
+    config = {"preset": preset, "size_class": "small"}
+    result = ts.synthesize(real_ct, config=config, seed=4)
+    assert result.params.lesions
+    _check_invariants(real_ct, result)
+
+
+def test_invariants_at_anisotropic_spacing(phantom_aniso):
+    result = ts.synthesize(phantom_aniso, config={"preset": "liver", "size_class": "mix"}, seed=2)
+    assert len(result.params.lesions) >= 5
+    _check_invariants(phantom_aniso, result)
+
+
+def _equivalent_diameters(case: ts.Case, result: ts.Synthesis) -> list[float]:
+    """Equivalent diameter (mm) of each lesion's label, lesions taken one at a time."""
+    out = []
+    voxel_mm3 = float(np.prod(case.spacing_mm))
+    for lesion in result.params.lesions:
+        single = ts.TumorParams(
+            result.params.volume_shape, result.params.spacing_mm, result.params.organ_hu, (lesion,)
+        )
+        label = ts.render(case, params=single).label
+        volume = np.count_nonzero(label == 2) * voxel_mm3
+        out.append(2.0 * (3.0 * volume / (4.0 * np.pi)) ** (1.0 / 3.0))
+    return out
+
+
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.75, 0.75, 2.5)])
+@pytest.mark.parametrize("size_class", ["tiny", "small", "medium", "large"])
+def test_size_classes_in_reference_range(size_class, spacing):
+    """Equivalent diameters fall in the reference table's range, at 1 mm and anisotropic spacing.
+
+    The organ is a large block so that no tumour is clipped; the size is a property of the shape.
+    """
+    shape = tuple(round(260 / s) for s in spacing)
+    image = np.full(shape, 100.0, np.float32)
+    organ = np.ones(shape, np.uint8)
+    config = {
+        "preset": "liver",
+        "size_class": size_class,
+        "location": {"avoid_vessels": False, "avoid_overlap": False, "depth_fraction": 1.6},
+    }
+    lo, hi = SIZE_RANGE_MM[size_class]
+    diameters = []
+    for seed in range(3):
+        result = ts.synthesize(image, organ, spacing, config=config, seed=seed)
+        diameters += _equivalent_diameters(ts.as_case(image, organ, spacing), result)
+    # a voxelised solid's volume differs from the continuous one by partial voxels at its surface;
+    # allow that (half a voxel of the coarsest axis on the diameter) and nothing else
+    tol = 0.5 * max(spacing) if size_class == "tiny" else 0.0
+    assert lo - tol <= min(diameters) and max(diameters) <= hi + tol, (
+        min(diameters),
+        max(diameters),
+    )
+    assert lo + 0.15 * (hi - lo) < np.median(diameters) < hi - 0.15 * (hi - lo)
+
+
+def test_size_classes_end_to_end_on_anisotropic_phantom(phantom_aniso):
+    """On the phantom at 0.75 x 0.75 x 2.5 mm, unclipped tumours' sizes are in range."""
+    for size_class in ("small", "medium"):
+        result = ts.synthesize(phantom_aniso, config={"size_class": size_class}, seed=3)
+        lo, hi = SIZE_RANGE_MM[size_class]
+        for d in _equivalent_diameters(phantom_aniso, result):
+            assert lo - 1.0 <= d <= hi + 0.5
+
+
+def test_default_tumours_are_darker_than_surrounding_organ(phantom_2mm, real_ct):
+    for case in (phantom_2mm, real_ct):
+        result = ts.synthesize(case, config={"size_class": "medium"}, seed=5)
+        assert result.params.lesions
+        tumour = result.label == 2
+        ring = ndimage.binary_dilation(tumour, iterations=3) & ~ndimage.binary_dilation(tumour)
+        ring &= case.organ.astype(bool)
+        assert result.image[tumour].mean() < result.image[ring].mean() - 15.0
+
+
+def test_vessel_avoidance(phantom_1mm):
+    case = phantom_1mm
+    cfg = ts.load_config("liver")
+    threshold = case.organ_stats.median_hu + cfg.location.vessel_offset_hu
+    vessels = vessel_map(
+        case.image, case.organ, case.spacing_mm, threshold, cfg.location.vessel_sigma_mm
+    )
+    assert vessels.sum() > 1000, "the phantom should have a vessel tree"
+    overlaps_without = 0
+    for seed in range(4):
+        result = ts.synthesize(case, config={"size_class": "medium"}, seed=seed)
+        assert result.params.lesions
+        assert not np.any((result.label == 2) & vessels)
+        free = ts.synthesize(
+            case, config={"size_class": "medium", "location": {"avoid_vessels": False}}, seed=seed
+        )
+        overlaps_without += int(np.any((free.label == 2) & vessels))
+    assert overlaps_without > 0, "the check must matter: without it, tumours do hit vessels"
+
+
+def _one_lesion(case, center_mm, radius_mm=12.0, mass=0.0, capsule=0.0, delta=-100.0):
+    from tumorsynth.engine.stages.capsule import CapsuleParams
+    from tumorsynth.engine.stages.intensity import IntensityParams
+    from tumorsynth.engine.stages.mass_effect import MassEffectParams
+    from tumorsynth.engine.stages.shape import ShapeParams
+    from tumorsynth.engine.stages.texture import TextureParams
+
+    lesion = ts.LesionParams(
+        center_mm=center_mm,
+        shape=ShapeParams("medium", (radius_mm,) * 3, (1.0, 0.0, 0.0, 0.0), (0.0,) * 15),
+        texture=TextureParams(1, 6.0, 5.0, 0.05, 0.2, 0.09, 0.5),
+        intensity=IntensityParams("hypo", delta, 1.0),
+        mass_effect=MassEffectParams(mass, 10.0 if mass else 0.0),
+        capsule=CapsuleParams(capsule, 40.0 if capsule else 0.0),
+    )
+    return ts.TumorParams(case.shape, case.spacing_mm, case.organ_stats.median_hu, (lesion,))
+
+
+def test_mass_effect_pushes_vessels_outward():
+    shape = (80, 80, 40)
+    image = np.full(shape, 100.0, np.float32)
+    image[:, 53:56, :] = 250.0  # a vessel running along X, 14 mm from the tumour centre
+    organ = np.ones(shape, np.uint8)
+    case = ts.as_case(image, organ, 1.0)
+    centre = (40.0, 40.0, 20.0)
+
+    def vessel_distance(img):
+        column = img[40, 45:75, 20]  # through the centre, across the vessel
+        weights = np.clip(column - 150.0, 0, None)
+        return float((np.arange(45, 75) * weights).sum() / weights.sum()) - 40.0
+
+    still = ts.render(case, params=_one_lesion(case, centre, mass=0.0)).image
+    pushed = ts.render(case, params=_one_lesion(case, centre, mass=0.4)).image
+    before, after = vessel_distance(still), vessel_distance(pushed)
+    assert before == pytest.approx(14.0, abs=0.1)
+    assert after > before + 0.5, (before, after)
+    # the displacement fades: 10 mm beyond the surface nothing moves
+    np.testing.assert_array_equal(pushed[40, 64:, 20], still[40, 64:, 20])
+
+
+def test_capsule_rim_is_brighter_than_interior(phantom_2mm):
+    case = phantom_2mm
+    result = ts.synthesize(case, config={"size_class": "large"}, seed=1)
+    checked = 0
+    for lesion in result.params.lesions:
+        if lesion.capsule.thickness_mm == 0:
+            continue
+        single = ts.TumorParams(case.shape, case.spacing_mm, result.params.organ_hu, (lesion,))
+        out = ts.render(case, params=single)
+        tumour = out.label == 2
+        rim = tumour & ~ndimage.binary_erosion(tumour)
+        interior = ndimage.binary_erosion(tumour, iterations=3)
+        assert out.image[rim].mean() > out.image[interior].mean() + 10.0
+        checked += 1
+    assert checked > 0
+
+
+def test_same_seed_same_output_and_replay(phantom_2mm):
+    a = ts.synthesize(phantom_2mm, config="liver", seed=11)
+    b = ts.synthesize(phantom_2mm, config="liver", seed=11)
+    c = ts.synthesize(phantom_2mm, config="liver", seed=12)
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.label, b.label)
+    assert a.params == b.params and a.params != c.params
+    text = json.dumps(a.params.to_dict())
+    replayed = ts.render(phantom_2mm, params=ts.TumorParams.from_dict(json.loads(text)))
+    assert replayed.params == a.params
+    np.testing.assert_array_equal(replayed.image, a.image)
+    np.testing.assert_array_equal(replayed.label, a.label)
+
+
+def test_seed_is_recorded_when_none_given(phantom_2mm):
+    result = ts.synthesize(phantom_2mm, config="syntumor")
+    assert isinstance(result.params.seed, int)
+    again = ts.synthesize(phantom_2mm, config="syntumor", seed=result.params.seed)
+    np.testing.assert_array_equal(again.image, result.image)
+
+
+def test_syntumor_reproduces_reference_statistics(phantom_1mm):
+    """Median tumour volume per class and median HU drop, against the reference code measured on a
+    320 x 320 x 240, 1-mm abdomen (research notes, section 2)."""
+    reference_voxels = {"tiny": 1.4e3, "small": 11e3, "medium": 48e3, "large": 251e3}
+    case = phantom_1mm
+    for size_class, ref in reference_voxels.items():
+        volumes, drops = [], []
+        for seed in range(8):
+            config = {"preset": "syntumor", "size_class": size_class}
+            result = ts.synthesize(case, config=config, seed=seed)
+            tumour = result.label == 2
+            volumes.append(tumour.sum())
+            drops.append(float(np.mean(case.image[tumour] - result.image[tumour])))
+        assert 0.6 * ref < np.median(volumes) < 1.6 * ref, (size_class, np.median(volumes))
+        assert 20.0 < np.median(drops) < 70.0, (size_class, np.median(drops))

@@ -1,0 +1,163 @@
+"""Making one case of a ``generate`` run: read its source (once per process), synthesise, write the
+image, label, preview and, last, the record that marks the case done. Runs in the main process or
+in worker processes (:func:`init_worker`, :func:`pool_job`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tumorsynth.dataset import layout
+from tumorsynth.dataset.sources import LoadedSource, Source, load_source
+from tumorsynth.engine.config import SynthConfig
+from tumorsynth.engine.pipeline import synthesize
+from tumorsynth.errors import TumorSynthError
+from tumorsynth.io.volume import write_volume
+
+__all__ = [
+    "Job",
+    "Result",
+    "Spec",
+    "clear_cache",
+    "init_worker",
+    "make_case",
+    "pool_job",
+    "to_int16",
+]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One case to make: ``source`` indexes the run's sources; ``k`` counts cases per source."""
+
+    case_id: str
+    source: int
+    k: int
+    seed: int
+
+
+def to_int16(image: np.ndarray) -> np.ndarray:
+    """Round HU to the nearest integer and store as int16, as CT is usually stored."""
+    return np.clip(np.rint(image), -32768, 32767).astype(np.int16)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a worker needs to make any case of the run."""
+
+    out: Path
+    sources: tuple[Source, ...]
+    config: SynthConfig
+    dtype: str
+    fmt: str
+    device: str
+    preview: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    """What making a case gave: its tumour count and input notes, or the error that stopped it."""
+
+    case_id: str
+    n_tumours: int = 0
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+_SPEC: Spec | None = None
+_CACHE: dict[Source, LoadedSource | TumorSynthError] = {}
+
+
+def _loaded(spec: Spec, index: int) -> LoadedSource:
+    """The source, read once per run and process (the latest one is kept: cases come source after
+    source)."""
+    source = spec.sources[index]
+    if source not in _CACHE:
+        try:
+            _CACHE[source] = load_source(source)
+        except TumorSynthError as err:
+            _CACHE[source] = err
+        while len(_CACHE) > 1:
+            del _CACHE[next(iter(_CACHE))]
+    value = _CACHE[source]
+    if isinstance(value, TumorSynthError):
+        raise value
+    return value
+
+
+def _host(array: Any) -> np.ndarray:
+    return array.get() if hasattr(array, "get") else np.asarray(array)  # CuPy -> NumPy
+
+
+def make_case(spec: Spec, job: Job) -> Result:
+    """Synthesise one case and write its image, label, preview and (last) record."""
+    from tumorsynth.version import __version__
+
+    try:
+        src = _loaded(spec, job.source)
+        case = src.case
+        result = synthesize(case, config=spec.config, seed=job.seed, device=spec.device)
+        dtype = spec.dtype if spec.dtype != "auto" else ("int16" if src.integral else "float32")
+        image = _host(result.image)
+        image = to_int16(image) if dtype == "int16" else image.astype(np.float32, copy=False)
+        label = _host(result.label)
+        paths = layout.case_paths(spec.out, job.case_id, spec.fmt)
+        geometry = (case.spacing_mm, case.origin_mm, case.direction)
+        write_volume(paths.image, image, *geometry)
+        write_volume(paths.label, label, *geometry)
+        if spec.preview:
+            from tumorsynth.dataset.preview import write_preview
+
+            write_preview(paths.preview, image, label, case.spacing_mm, case.direction)
+        record = {
+            "case_id": job.case_id,
+            "image": paths.image.relative_to(spec.out).as_posix(),
+            "label": paths.label.relative_to(spec.out).as_posix(),
+            "source": src.record,
+            "seed": job.seed,
+            "dtype": dtype,
+            "device": spec.device,
+            "notes": list(src.notes),
+            "config": spec.config.to_dict(),
+            "params": result.params.to_dict(),
+            "tumorsynth_version": __version__,
+        }
+        layout.write_record(paths, record)
+        return Result(job.case_id, len(result.params.lesions), src.notes)
+    except TumorSynthError as err:
+        return Result(job.case_id, error=str(err))
+    except OSError as err:
+        where = err.filename or spec.out
+        return Result(job.case_id, error=f"{where}: cannot write ({err.strerror or err})")
+    except Exception as err:  # a bug or an exotic input: report it with the case, go on
+        source = spec.sources[job.source].describe()
+        return Result(
+            job.case_id, error=f"{source}: case {job.case_id}: {type(err).__name__}: {err}"
+        )
+
+
+def init_worker(spec: Spec, threads: int) -> None:
+    """Worker-process initializer: keep the run's spec, and share the cores among the workers
+    (``threads`` numba threads each)."""
+    global _SPEC
+    _SPEC = spec
+    try:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    except Exception:  # numba missing or refusing: its default is fine
+        pass
+
+
+def pool_job(job: Job) -> Result:
+    """:func:`make_case` in a worker process set up by :func:`init_worker`."""
+    assert _SPEC is not None
+    return make_case(_SPEC, job)
+
+
+def clear_cache() -> None:
+    """Forget the sources read by this process (they may change on disk between runs)."""
+    _CACHE.clear()

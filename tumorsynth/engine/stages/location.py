@@ -1,0 +1,164 @@
+r"""Location: where in the organ a tumour goes.
+
+A centre is drawn uniformly among the organ's voxels inside an axial band (a fraction of the organ's
+extent along Z; the reference uses 30-70 %), jittered uniformly within its voxel, and accepted when
+
+- a ball of radius ``max(min_depth_mm, depth_fraction * mean semi-axis)`` around it is all organ
+  (the reference keeps centres 2 voxels inside the organ's outline in-slice);
+- with ``avoid_vessels``, the tumour overlaps no vessel voxel (the vessel map of
+  :func:`tumorsynth.kernels.reference.vessel_map`: organ voxels whose HU, smoothed with a
+  Gaussian of ``vessel_sigma_mm``, exceeds the organ's median plus ``vessel_offset_hu``; the
+  paper's collision check, which its released code leaves out). Tumours whose mean semi-axis
+  exceeds ``vessel_max_radius_mm`` are exempt: a vascular liver has no vessel-free room for a
+  5-8 cm mass, and such masses displace (mass effect) or encase vessels;
+- with ``avoid_overlap``, its equivalent sphere (radius :math:`(abc)^{1/3}`) overlaps no earlier
+  tumour's (lobes may still touch).
+
+Up to ``max_tries`` centres are proposed; a tumour that still does not fit is dropped (``if_no_room:
+skip``; a :class:`PlacementError` is raised when not one of a call's tumours fits) or raises at once
+(``raise``). Only the local neighbourhood of each proposal is read, so placement costs
+grow with the tumours, not with the CT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from tumorsynth.backend import Backend, get_backend
+from tumorsynth.engine.case import Case
+from tumorsynth.engine.packing import lesion_box, shape_row
+from tumorsynth.engine.stages.shape import ShapeParams, shape_geometry
+from tumorsynth.errors import ConfigError, PlacementError
+
+__all__ = ["LocationConfig", "no_room_error", "place"]
+
+BATCH, MAX_BATCHES = 64, 256  # candidate centres are drawn and screened 64 at a time
+VESSEL_SAFETY_HU = 0.5  # placement tests a threshold this much lower, so rounding never lets a
+# tumour touch a voxel that the exact vessel map marks
+
+
+@dataclass(frozen=True)
+class LocationConfig:
+    """How tumour centres are placed.
+
+    Attributes
+    ----------
+    axial_band : tuple of float
+        Fractions of the organ's Z extent between which centres lie.
+    min_depth_mm : float
+        Smallest distance from a centre to the organ's outline, mm.
+    depth_fraction : float
+        Required depth as a fraction of the tumour's mean semi-axis (0: only ``min_depth_mm``).
+    avoid_vessels : bool
+        Reject positions where the tumour would overlap the vessel map.
+    vessel_offset_hu : float
+        Vessel threshold above the organ's median HU.
+    vessel_sigma_mm : float
+        Gaussian smoothing of the image before thresholding, mm.
+    vessel_max_radius_mm : float or None
+        Tumours with a larger mean semi-axis are not checked against vessels (None: all are).
+    avoid_overlap : bool
+        Keep tumours apart (their equivalent spheres do not intersect).
+    max_tries : int
+        Proposals per tumour before giving up.
+    if_no_room : {"skip", "raise"}
+        ``skip``: drop a tumour that cannot be placed (error only if none of a call's tumours fits);
+        ``raise``: error at the first one.
+    """
+
+    axial_band: tuple[float, float] = (0.0, 1.0)
+    min_depth_mm: float = 2.0
+    depth_fraction: float = 0.6
+    avoid_vessels: bool = True
+    vessel_offset_hu: float = 40.0
+    vessel_sigma_mm: float = 1.0
+    vessel_max_radius_mm: float | None = 20.0
+    avoid_overlap: bool = True
+    max_tries: int = 100
+    if_no_room: Literal["skip", "raise"] = "skip"
+
+    def __post_init__(self) -> None:
+        lo, hi = self.axial_band
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ConfigError(f"location.axial_band must satisfy 0 <= lo < hi <= 1, got {lo, hi}")
+        if self.if_no_room not in ("raise", "skip"):
+            raise ConfigError("location.if_no_room must be 'raise' or 'skip'")
+        if self.max_tries < 1 or self.min_depth_mm < 0 or self.depth_fraction < 0:
+            raise ConfigError("location: max_tries >= 1, min_depth_mm >= 0, depth_fraction >= 0")
+
+
+def place(
+    rng: np.random.Generator,
+    case: Case,
+    cfg: LocationConfig,
+    shape: ShapeParams,
+    placed: list[tuple[np.ndarray, float]],
+    organ_hu: float,
+    be: Backend | None = None,
+) -> tuple[float, float, float] | None:
+    """Draw an accepted centre (mm) for a tumour of the given shape, or None to skip it.
+
+    ``placed`` holds (centre, equivalent radius) of the tumours placed so far; the new one is
+    appended. The organ queries run on ``be`` (by default, where the case's arrays are); each
+    answers the host with a few bytes.
+    """
+    be = be or get_backend(like=case.image)
+    geom = shape_geometry(shape)
+    mean_r = float(np.mean(shape.semi_axes_mm))
+    depth_mm = max(cfg.min_depth_mm, cfg.depth_fraction * mean_r)
+    equivalent_mm = float(np.prod(shape.semi_axes_mm)) ** (1.0 / 3.0)
+    spacing = np.asarray(case.spacing_mm)
+    stats = case.organ_stats
+    lo, hi = np.array(stats.bbox_lo), np.array(stats.bbox_hi)
+    extent = hi[2] - lo[2]
+    z_lo = lo[2] + int(np.floor(cfg.axial_band[0] * extent))
+    z_hi = max(lo[2] + int(np.ceil(cfg.axial_band[1] * extent)), z_lo + 1)
+    box_lo, box_hi = np.array([lo[0], lo[1], z_lo]), np.array([hi[0], hi[1], z_hi])
+    threshold = organ_hu + cfg.vessel_offset_hu - VESSEL_SAFETY_HU
+    check_vessels = cfg.avoid_vessels and (
+        cfg.vessel_max_radius_mm is None or mean_r <= cfg.vessel_max_radius_mm
+    )
+    others = np.array([(*c, r) for c, r in placed] if cfg.avoid_overlap else [], np.float64)
+    tries = 0
+    for _ in range(MAX_BATCHES):
+        # candidates are drawn and screened in batches (organ, clearance, depth: local reads)
+        voxels = rng.integers(box_lo, box_hi, size=(BATCH, 3))
+        centres = (voxels + rng.uniform(-0.5, 0.5, size=(BATCH, 3))) * spacing
+        verdict = be.kernels.screen_centres(
+            case.organ, spacing, voxels, centres, depth_mm, others.reshape(-1, 4), equivalent_mm
+        )
+        for n in np.flatnonzero(verdict):
+            tries += 1
+            if tries > cfg.max_tries:
+                break
+            if verdict[n] < 2:
+                continue
+            center = centres[n]
+            if check_vessels:
+                row = shape_row(center, geom, shape.deform)
+                box = lesion_box(center, geom.extent_mm(geom.r_hi), spacing, case.shape)
+                args = (case.image, case.organ, spacing, row, box[:3], box[3:])
+                if be.kernels.vessel_overlap(*args, threshold, cfg.vessel_sigma_mm):
+                    continue
+            placed.append((center, equivalent_mm))
+            return (float(center[0]), float(center[1]), float(center[2]))
+        if tries > cfg.max_tries:
+            break
+    if cfg.if_no_room == "skip":
+        return None
+    raise no_room_error(case, shape, cfg)
+
+
+def no_room_error(case: Case, shape: ShapeParams, cfg: LocationConfig) -> PlacementError:
+    """The error for a tumour that does not fit (see :func:`place`)."""
+    mean_r = float(np.mean(shape.semi_axes_mm))
+    depth_mm = max(cfg.min_depth_mm, cfg.depth_fraction * mean_r)
+    return PlacementError(
+        f"{case.source}: no room for a {shape.size_class} tumour (mean semi-axis {mean_r:.1f} mm, "
+        f"centre at least {depth_mm:.1f} mm inside the organ) after {cfg.max_tries} tries: the "
+        "organ is too small or too vascular for this size class (lower location.depth_fraction, "
+        "turn off location.avoid_vessels, or choose a smaller size_class)"
+    )

@@ -1,0 +1,194 @@
+r"""``tumorsynth train``: a label-free segmenter trained on healthy CT with tumours made on the fly.
+
+:class:`SegmentationTrainer` fills the :class:`~tumorsynth.train.trainer.Trainer`'s hooks: healthy
+hosts and validation cases (:mod:`~tumorsynth.train.data`), a MONAI network by name, DiceCE over
+background, organ and tumour, crops from :class:`~tumorsynth.stream.TumorStream` (on a GPU the
+tumours are rendered into the batch inside the step, :func:`~tumorsynth.stream.insert_tumours`),
+the reference's augmentation, and validation as ``tumorsynth predict`` segments. Under ``torchrun``
+every rank has its own synthesis stream and records the crops and tumours it trained on in
+``streams/rank{r}.jsonl`` (replayable with :meth:`tumorsynth.stream.TumorStream.replay`).
+
+Examples
+--------
+>>> from tumorsynth.train import load_train_config, train              # doctest: +SKIP
+>>> result = train(load_train_config("train.yaml", ["steps=2000"]))    # doctest: +SKIP
+>>> result.best_score, result.out_dir                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from tumorsynth.errors import ConfigError, TumorSynthError
+from tumorsynth.segment.networks import build_network, network_spec
+from tumorsynth.segment.predict import Predictor, window
+from tumorsynth.stream import insert_tumours
+from tumorsynth.train.config import TrainConfig
+from tumorsynth.train.data import augment, load_hosts, load_val_cases, make_loader
+from tumorsynth.train.logs import StreamLog
+from tumorsynth.train.trainer import Trainer, TrainResult
+from tumorsynth.train.validate import validate
+
+__all__ = ["SegmentationTrainer", "train"]
+
+log = logging.getLogger("tumorsynth.train")
+
+ARCHITECTURE = ("network", "channels", "swin_feature_size")
+"""Fields of :func:`~tumorsynth.segment.networks.network_spec` a resumed run must keep."""
+
+
+def _common_spacing(hosts) -> list[float] | None:
+    """The hosts' voxel size if they share one (to 1 %), else None (native spacing)."""
+    spacings = np.array([h.spacing_mm for h in hosts], dtype=float)
+    if np.allclose(spacings, spacings[0], rtol=0.01, atol=0):
+        return [float(s) for s in spacings[0]]
+    return None
+
+
+class SegmentationTrainer(Trainer):
+    """Trains a tumour segmenter: the hooks of ``tumorsynth train`` (see the module).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    resume, overwrite, progress
+        As :class:`~tumorsynth.train.trainer.Trainer`.
+    """
+
+    metric_columns = ("loss", "lr", "data_s", "step_s", "tumour_dice", "organ_dice")
+    best_metric = "tumour_dice"
+    run_folders = ("checkpoints", "tensorboard", "streams")
+
+    config: TrainConfig
+
+    def build_data(self) -> None:
+        """Hosts, validation cases (this rank's share), the device that renders the tumours."""
+        cfg, rt = self.config, self.runtime
+        self.gpu_synth = self._gpu_synthesis()
+        self.hosts = load_hosts(cfg, progress=self.progress and rt.main)
+        self.val_cases = load_val_cases(cfg, self.progress and rt.main, (rt.rank, rt.world))
+        self.has_val = bool(cfg.val_images or cfg.n_val_synthetic)
+
+    def _gpu_synthesis(self) -> bool:
+        """Whether the step renders the tumours on the GPU (else the DataLoader workers do)."""
+        cfg, device = self.config, self.runtime.device
+        if device.type != "cuda" or cfg.synth_device == "cpu":
+            if cfg.synth_device == "gpu":
+                raise ConfigError("synth_device 'gpu' needs a CUDA device (device is the CPU)")
+            return False
+        from tumorsynth.backend import get_backend
+
+        try:
+            get_backend("cuda")
+        except TumorSynthError as err:
+            if cfg.synth_device == "gpu":
+                raise ConfigError(f"synth_device 'gpu': {err}") from None
+            log.info("tumours are rendered in the DataLoader workers: %s", err)
+            return False
+        return True
+
+    def build_network(self) -> nn.Module:
+        return build_network(self.config)
+
+    def build_loss(self):
+        from monai.losses import DiceCELoss
+
+        return DiceCELoss(to_onehot_y=True, softmax=True)
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """How ``predict`` rebuilds and feeds the network: its spec, HU window, voxel size."""
+        cfg = self.config
+        return {
+            "network": network_spec(cfg),
+            "window_hu": list(cfg.window_hu),
+            "spacing_mm": _common_spacing(self.hosts),
+            "config": cfg.to_dict(),
+        }
+
+    def check_resumable(self, state: dict[str, Any]) -> None:
+        """The checkpoint's network must be the config's (the patch size may change: it does not
+        shape the weights)."""
+        have = {k: state["network"].get(k) for k in ARCHITECTURE}
+        want = {k: self.meta["network"][k] for k in ARCHITECTURE}
+        if have != want:
+            raise ConfigError(
+                f"--resume: the checkpoint's network {have} differs from the config's {want}"
+            )
+
+    def build_loader(self):
+        """Crops from the synthesis stream (fresh ones on resume), and the augmentation's draws."""
+        cfg = self.config
+        seed = np.random.SeedSequence([cfg.seed, self.runtime.rank, self.step]).generate_state(1)
+        self.aug_rng = torch.Generator().manual_seed(int(seed[0]))
+        return make_loader(cfg, self.hosts, self.step, render=not self.gpu_synth)
+
+    def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Crops on the device (tumours rendered there on a GPU), windowed and augmented."""
+        device = self.runtime.device
+        image = batch["image"].to(device, non_blocking=True)
+        label = batch["label"].to(device, non_blocking=True)
+        if self.gpu_synth:
+            image, label = insert_tumours(image, label, batch["params"])
+        x, y = window(image, self.config.window_hu), label.long()
+        if self.config.augment:
+            x, y = augment(x, y, self.aug_rng)
+        return {**batch, "input": x, "target": y}
+
+    def after_step(self, batch: dict[str, Any], values) -> None:
+        self.streams.write(self.step, batch)
+
+    def validate(self) -> dict[str, float] | None:
+        """Mean tumour and organ Dice of whole validation volumes, segmented as ``predict`` does
+        (the checkpoint's voxel size, sliding windows); every rank scores its share."""
+        if not self.has_val:
+            return None
+        cfg, rt = self.config, self.runtime
+        predictor = Predictor(
+            self.network, cfg.patch_size, cfg.window_hu, self.meta["spacing_mm"], rt.device,
+            cfg.sw_overlap, cfg.sw_batch_size, cfg.amp and rt.device.type == "cuda",
+        )  # fmt: skip
+        return validate(predictor, self.val_cases, rt.sum)
+
+    def open_logs(self, resume_step: int | None) -> None:
+        super().open_logs(resume_step)
+        self.streams = StreamLog(self.out_dir, self.runtime.rank, resume_step=resume_step)
+
+    def close_logs(self) -> None:
+        super().close_logs()
+        self.streams.close()
+
+
+def train(
+    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+) -> TrainResult:
+    """Train a segmenter on healthy hosts with on-the-fly synthetic tumours.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        See :func:`tumorsynth.train.load_train_config`.
+    resume : bool
+        Continue the run in ``config.out_dir`` from ``checkpoints/last.pt`` (weights, optimiser,
+        schedule and step; the synthesis stream goes on with fresh crops).
+    overwrite : bool
+        Start again in an ``out_dir`` that holds a run (its checkpoints and logs are replaced).
+    progress : bool
+        Show a progress bar (rank 0).
+
+    Returns
+    -------
+    TrainResult
+        ``best_score`` is the best mean validation tumour Dice (None without validation).
+
+    Raises
+    ------
+    ConfigError, InputError
+        At start-up, before any step: a bad config, missing or unreadable files, a patch larger
+        than a volume, an ``out_dir`` that holds a run without ``resume`` / ``overwrite``.
+    """
+    return SegmentationTrainer(config, resume=resume, overwrite=overwrite, progress=progress).fit()
