@@ -45,8 +45,8 @@ def _check_invariants(case: ts.Case, result: ts.Synthesis) -> None:
 def test_invariants_on_phantom(phantom_2mm, preset):
     for seed in range(3):
         result = ts.synthesize(phantom_2mm, config=preset, seed=seed)
+        assert result.params.lesions, seed
         _check_invariants(phantom_2mm, result)
-    assert result.params.lesions
 
 
 @pytest.mark.parametrize("preset", ["syntumor", "liver"])
@@ -112,7 +112,9 @@ def test_size_classes_end_to_end_on_anisotropic_phantom(phantom_aniso):
     for size_class in ("small", "medium"):
         result = ts.synthesize(phantom_aniso, config={"size_class": size_class}, seed=3)
         lo, hi = SIZE_RANGE_MM[size_class]
-        for d in _equivalent_diameters(phantom_aniso, result):
+        diameters = _equivalent_diameters(phantom_aniso, result)
+        assert diameters, size_class  # not a loop over nothing
+        for d in diameters:
             assert lo - 1.0 <= d <= hi + 0.5
 
 

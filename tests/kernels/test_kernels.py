@@ -1,4 +1,5 @@
-"""numba kernels against their NumPy oracles (``tumorsynth.kernels.reference``)."""
+"""The kernels against their NumPy oracles (``tumorsynth.kernels.reference``), on every backend: the
+``be`` fixture runs a test on the CPU (numba) and, where CUDA is present, on the GPU (CuPy)."""
 
 from __future__ import annotations
 
@@ -39,9 +40,10 @@ def test_spherical_harmonics_are_orthonormal():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_texture_grid_matches_reference(seed):
+def test_texture_grid_matches_reference(seed, be):
     args = (seed, 6.0, 4.0, 0.05, 0.2, 0.09, 0.52, np.array([-5, -4, -6]), np.array([11, 9, 13]))
-    np.testing.assert_allclose(cpu.texture_grid(*args), reference.texture_grid(*args), atol=1e-5)
+    got = be.to_host(be.kernels.texture_grid(*args))
+    np.testing.assert_allclose(got, reference.texture_grid(*args), atol=1e-5)
 
 
 def test_texture_grids_batch_equals_one_lattice_at_a_time():
@@ -99,11 +101,14 @@ def _params(image, organ, spacing, config, seed, n=3):
         },
     ],
 )
-def test_render_matches_reference(spacing, config):
+def test_render_matches_reference_on_the_same_rows(spacing, config, be):
+    """The render kernel against the oracle fed the very rows it reads (the packing itself is
+    checked against an oracle that starts from the params: ``tests/engine/test_render_oracle.py``)."""
     image, organ = toy_volume(spacing=spacing)
     params = _params(image, organ, spacing, config, seed=5)
     assert params.lesions
-    got = ts.render(image, organ, spacing, params)
+    got = ts.render(be.asarray(image), be.asarray(organ), spacing, params)
+    got = ts.Synthesis(be.to_host(got.image), be.to_host(got.label), got.params)
     packed = pack(params, cpu.texture_grids)
     want_image, want_label = reference.render_lesions(
         image, organ, spacing, packed.rows, packed.tex
@@ -112,28 +117,35 @@ def test_render_matches_reference(spacing, config):
     np.testing.assert_allclose(got.image, want_image, atol=2e-3)
 
 
-def test_organ_queries_match_reference():
+def test_organ_queries_match_reference(be):
     image, organ = toy_volume()
     spacing = (1.0, 1.0, 1.0)
     rng = np.random.default_rng(0)
+    answers = set()
     for _ in range(20):
         centre = rng.uniform(5, 40, 3)
         radius = rng.uniform(1, 12)
-        assert cpu.ball_inside_organ(organ, np.ones(3), centre, radius) == (
-            reference.ball_inside_organ(organ, spacing, centre, radius)
-        )
+        got = be.kernels.ball_inside_organ(be.asarray(organ), np.ones(3), centre, radius)
+        assert got == reference.ball_inside_organ(organ, spacing, centre, radius)
+        answers.add(bool(got))
+    assert answers == {True, False}
     image[20:28, 20:23, :] += 120.0  # a bright tube
     shape = ts.sample_params(image, organ, spacing, "syntumor", rng=1).lesions[0].shape
     geom = shape_geometry(shape)
-    for centre in [(24.0, 21.0, 20.0), (12.0, 30.0, 20.0)]:
+    answers = set()
+    for centre in [(24.0, 21.0, 20.0), (12.0, 30.0, 20.0), (30.0, 12.0, 22.0)]:
         row = shape_row(centre, geom, shape.deform)
-        args = (image, organ, np.ones(3), row, np.zeros(3, np.int64), np.array(organ.shape))
-        got = cpu.vessel_overlap(*args, 140.0, 1.0)
-        assert got == reference.vessel_overlap(image, organ, spacing, row, 140.0, 1.0)
+        box = (np.zeros(3, np.int64), np.array(organ.shape))
+        vols = (be.asarray(image), be.asarray(organ))
+        for threshold in (140.0, 215.0):
+            got = be.kernels.vessel_overlap(*vols, np.ones(3), row, *box, threshold, 1.0)
+            assert got == reference.vessel_overlap(image, organ, spacing, row, threshold, 1.0)
+            answers.add(bool(got))
+    assert answers == {True, False}
 
 
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.8, 0.9, 1.7)])
-def test_vessel_overlap_matches_reference_in_lesion_boxes(spacing):
+def test_vessel_overlap_matches_reference_in_lesion_boxes(spacing, be):
     """The slab-by-slab check, in each candidate's own box (clipped at the volume's faces), gives
     the whole-volume oracle's answer, hits and misses alike."""
     from tumorsynth.engine.packing import lesion_box
@@ -152,14 +164,15 @@ def test_vessel_overlap_matches_reference_in_lesion_boxes(spacing):
         centre = (voxels[rng.integers(len(voxels))] + rng.uniform(-0.5, 0.5, 3)) * spacing
         row = shape_row(centre, geom, shape.deform)
         box = lesion_box(centre, geom.extent_mm(geom.r_hi), spacing, organ.shape)
-        got = cpu.vessel_overlap(image, organ, np.array(spacing), row, box[:3], box[3:], 160.0, 1.0)
+        vols = (be.asarray(image), be.asarray(organ))
+        got = be.kernels.vessel_overlap(*vols, np.array(spacing), row, box[:3], box[3:], 160.0, 1.0)
         assert got == reference.vessel_overlap(image, organ, spacing, row, 160.0, 1.0), centre
         answers.append(got)
     assert 5 <= sum(answers) <= 35  # both answers are exercised
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
-def test_measure_organ_matches_numpy(dtype):
+def test_measure_organ_matches_numpy(dtype, be):
     image, organ = toy_volume()
     rng = np.random.default_rng(0)
     image = (image + rng.uniform(-0.5, 0.5, image.shape)).astype(dtype)  # fractions: floor
@@ -173,7 +186,8 @@ def test_measure_organ_matches_numpy(dtype):
         flat_image[inside[:3]] = np.inf
     organ[5, 5, :] = 3  # a row of another label, and such voxels at rows' ends
     organ[organ.shape[0] // 2, organ.shape[1] // 2, [0, -1]] = 3
-    lo, hi, count, not_binary, not_finite, hist = cpu.measure_organ_arrays(image, organ)
+    scan = be.kernels.measure_organ_arrays(be.asarray(image), be.asarray(organ))
+    lo, hi, count, not_binary, not_finite, hist = (be.to_host(v) for v in scan)
     idx = np.argwhere(organ == 1)
     np.testing.assert_array_equal(lo, idx.min(0))
     np.testing.assert_array_equal(hi, idx.max(0) + 1)
@@ -192,14 +206,15 @@ def test_median_hu_of_the_organ():
     )
 
 
-def test_screen_centres_matches_its_definition():
+def test_screen_centres_matches_its_definition(be):
     _, organ = toy_volume()
     spacing = np.ones(3)
     rng = np.random.default_rng(3)
     voxels = rng.integers(0, organ.shape, size=(200, 3))
     centres = voxels + rng.uniform(-0.5, 0.5, size=(200, 3))
     placed = np.array([[24.0, 22.0, 20.0, 6.0], [10.0, 30.0, 18.0, 3.0]])
-    got = cpu.screen_centres(organ, spacing, voxels, centres, 4.0, placed, 5.0)
+    got = be.kernels.screen_centres(be.asarray(organ), spacing, voxels, centres, 4.0, placed, 5.0)
+    got = be.to_host(got)
     for n in range(200):
         in_organ = organ[tuple(voxels[n])] == 1
         clear = all(np.linalg.norm(centres[n] - p[:3]) >= 5.0 + p[3] for p in placed)
