@@ -7,12 +7,14 @@ STAMP   = $(VENV)/.installed
 .PHONY: demo test test-fast lint format bench clean
 
 # CPU torch first: an unpinned torch on a machine without one pulls a multi-GB CUDA build
-# (see DEVELOPERS.md). The project's own requirement stays a range (torch>=2.8).
+# (see DEVELOPERS.md). The project's own requirement stays a range (torch>=2.8). Then the numba
+# kernels are compiled and cached once (`tumorsynth warmup`), so the first run starts at once.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0" || $(BIN)/python -m pip install -q "torch>=2.8"
 	$(BIN)/python -m pip install -q -e ".[train,test]"
+	$(BIN)/tumorsynth warmup
 	touch $(STAMP)
 
 demo: $(STAMP)

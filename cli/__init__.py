@@ -16,6 +16,7 @@ from tumorsynth.cli.predict import predict
 from tumorsynth.cli.preview import preview
 from tumorsynth.cli.replay import replay
 from tumorsynth.cli.train import train
+from tumorsynth.cli.warmup import warmup
 
 from tumorsynth.errors import TumorSynthError
 from tumorsynth.version import __version__
@@ -43,7 +44,18 @@ def cli() -> None:
         logger.propagate = False
 
 
-for command in (generate, replay, phantom, preview, train, predict, evaluate, bench, fit_stats):
+for command in (
+    generate,
+    replay,
+    phantom,
+    preview,
+    train,
+    predict,
+    evaluate,
+    bench,
+    fit_stats,
+    warmup,
+):
     cli.add_command(command)
 
 

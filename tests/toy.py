@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tumorsynth.engine.packing import pack_lesion
+from tumorsynth.kernels.reference import lesion_fields
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("TUMORSYNTH_DATA", REPO.parent / "shared" / "data"))
 
@@ -35,3 +38,35 @@ def toy_volume(shape=(48, 44, 40), spacing=(1.0, 1.0, 1.0), seed=0):
     organ = (r2 <= 1).astype(np.uint8)
     image = np.where(organ == 1, 100.0, -80.0) + rng.normal(0, 10, shape)
     return image.astype(np.float32), organ
+
+
+def check_invariants(case, result) -> None:
+    """What every synthesis must keep: dtypes and shapes, labels 0/1/2 with the organ unchanged
+    and tumours only inside it, nothing outside the organ changed, every change within some
+    lesion's reach beyond its surface, and every lesion labelled somewhere."""
+    organ = case.organ.astype(bool)
+    label = result.label
+    assert result.image.dtype == np.float32 and label.dtype == np.uint8
+    assert result.image.shape == case.shape == label.shape
+    assert set(np.unique(label)) <= {0, 1, 2}
+    assert not np.any((label == 2) & ~organ), "tumour label outside the organ"
+    np.testing.assert_array_equal(label > 0, organ)
+    np.testing.assert_array_equal(result.image[~organ], case.image[~organ].astype(np.float32))
+    # inside the organ, every change lies within a lesion's reach beyond its (unclipped) surface:
+    # the edge blur (4 sigma), the capsule (1.5 thickness) or the mass effect
+    changed = np.argwhere(result.image != case.image.astype(np.float32))
+    assert bool(result.params.lesions) == bool(len(changed))
+    spacing = np.asarray(case.spacing_mm)
+    changed_mm, tumour_mm = changed * spacing, np.argwhere(label == 2) * spacing
+    within = np.zeros(len(changed), bool)
+    for lesion in result.params.lesions:
+        row, _, _ = pack_lesion(lesion, result.params.organ_hu)
+        reach = max(
+            lesion.mass_effect.reach_mm,
+            4 * lesion.intensity.edge_sigma_mm,
+            1.5 * lesion.capsule.thickness_mm,
+        )
+        centre = np.asarray(lesion.center_mm)
+        within |= lesion_fields(row, changed_mm - centre)["sd"] <= reach + 1e-6
+        assert lesion_fields(row, tumour_mm - centre)["inside"].any(), "a lesion labelled nowhere"
+    assert within.all(), f"{(~within).sum()} changed voxels beyond every lesion's reach"

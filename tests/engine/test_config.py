@@ -91,3 +91,37 @@ def test_params_round_trip_is_exact(phantom_2mm):
     assert ts.TumorParams.from_dict(json.loads(params.to_json())) == params
     with pytest.raises(ts.ConfigError, match="version"):
         ts.TumorParams.from_dict({**params.to_dict(), "version": 99})
+
+
+def test_a_size_class_may_be_overridden_in_part():
+    """Any field of a size class may be overridden alone; the others and the other classes stay."""
+    default = ts.load_config("liver").shape.classes
+    config = ts.load_config({"shape": {"classes": {"small": {"radius_mm": 10}}}})
+    classes = config.shape.classes
+    assert classes["small"].radius_mm == 10.0
+    assert classes["small"].count == default["small"].count
+    assert classes["small"].deform_mm == default["small"].deform_mm
+    assert {k: v for k, v in classes.items() if k != "small"} == {
+        k: v for k, v in default.items() if k != "small"
+    }
+    assert ts.load_config(config.to_dict()) == config
+    with pytest.raises(
+        ts.ConfigError, match=r"shape\.classes\.huge: missing field\(s\) count, deform_mm"
+    ):
+        ts.load_config({"shape": {"classes": {"huge": {"radius_mm": 40}}}})
+
+
+@pytest.mark.parametrize(
+    ("override", "where"),
+    [
+        (
+            {"shape": {"classes": {"small": {"radius_mm": float("nan")}}}},
+            r"classes\.small\.radius_mm",
+        ),
+        ({"intensity": {"edge_sigma_mm": [1.0, float("inf")]}}, r"intensity\.edge_sigma_mm"),
+        ({"mass_effect": {"strength": [float("-inf"), 0.3]}}, r"mass_effect\.strength"),
+    ],
+)
+def test_a_number_that_is_not_finite_is_named(override, where):
+    with pytest.raises(ts.ConfigError, match=where + ": must be a finite number"):
+        ts.load_config(override)

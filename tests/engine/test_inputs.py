@@ -104,3 +104,34 @@ def test_unknown_device():
     image, organ = _volume()
     with pytest.raises(ts.InputError, match="device 'tpu' is not available"):
         ts.synthesize(image, organ, 1.0, seed=0, device="tpu")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, ">f4", ">i2", ">f8"])
+def test_float16_and_big_endian_images_are_taken_as_they_read(dtype):
+    """nibabel returns float16 and big-endian arrays; the kernels take neither as they are."""
+    image, organ = _volume()
+    image += np.random.default_rng(0).normal(0, 10, image.shape).astype(np.float32)
+    want = ts.synthesize(image.astype(dtype).astype(np.float32), organ, 1.0, seed=3)
+    got = ts.synthesize(image.astype(dtype), organ.astype(">i2"), 1.0, seed=3)
+    assert got.image.dtype == np.float32
+    np.testing.assert_array_equal(got.image, want.image)
+    np.testing.assert_array_equal(got.label, want.label)
+
+
+@pytest.mark.parametrize(
+    ("scale", "offset"), [(1 / 4096, 1024 / 4096), (1 / 300, 0.0), (1 / 255, 0.0)]
+)
+def test_an_image_not_in_hu_is_refused(scale, offset):
+    """A CT scaled to [0, 1] (or z-scored) would get tumours of -60 'HU' on values near 0.5."""
+    image, organ = _volume()
+    image += np.random.default_rng(1).normal(0, 15, image.shape).astype(np.float32)
+    with pytest.raises(ts.InputError, match="does not look like Hounsfield units"):
+        ts.synthesize(image * scale + offset, organ, 1.0, seed=0)
+    ts.synthesize(image, organ, 1.0, config={"size_class": "tiny"}, seed=0)  # HU: accepted
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
+def test_a_bad_seed_gets_our_message(seed):
+    image, organ = _volume()
+    with pytest.raises(ts.InputError, match="seed must be a non-negative integer"):
+        ts.synthesize(image, organ, 1.0, seed=seed)

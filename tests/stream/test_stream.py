@@ -109,9 +109,12 @@ def test_dataloader_workers_draw_distinct_reproducible_streams(host, monkeypatch
 
 def test_crops_without_room_pass_through(host):
     organ = np.zeros_like(host.organ)
-    organ[50, 50, 40] = 1  # one voxel of organ: most draws find no room for a tumour
+    organ[50, 50, 40] = 1  # one voxel of organ: no large tumour fits, whatever the draw
     tiny = ts.as_case(host.image, organ, SPACING)
-    stream = TumorStream([tiny], patch_size=(16, 16, 16), pos_fraction=1.0, prob=1.0, seed=0)
+    large = {"preset": "liver", "size_class": "large"}
+    stream = TumorStream(
+        [tiny], patch_size=(16, 16, 16), pos_fraction=1.0, prob=1.0, config=large, seed=0
+    )
     items = _take(stream, 12)
     passed = [i for i in items if not i["params"]]
     assert passed, "no draw hit PlacementError: the pass-through was not exercised"

@@ -137,14 +137,15 @@ def test_crop_without_room_passes_through(host):
     """A crop whose organ cannot hold the drawn tumour (PlacementError) is returned unchanged."""
     img = host.image[None]
     organ = np.zeros_like(host.organ)[None]
-    organ[0, 50, 50, 40] = 1  # one voxel of organ: most draws find no room
-    t = RandTumorSynth(prob=1.0, spacing_mm=SPACING)
+    organ[0, 50, 50, 40] = 1  # one voxel of organ: no large tumour fits, whatever the draw
+    large = {"preset": "liver", "size_class": "large"}
+    t = RandTumorSynth(prob=1.0, spacing_mm=SPACING, config=large)
     no_room = 0
     for state in range(12):
         t.set_random_state(state)
         t.randomize()
         try:
-            ts.sample_params(img[0], organ[0], SPACING, rng=t.seed)
+            ts.sample_params(img[0], organ[0], SPACING, config=large, rng=t.seed)
         except ts.PlacementError:
             no_room += 1
             out, lab = t(img, organ, randomize=False)

@@ -82,6 +82,16 @@ def _spacing(spacing_mm: Any, source: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _native(a: Any) -> Any:
+    """``a`` in a dtype the kernels take: native byte order (nibabel returns big-endian arrays of
+    big-endian files), and float16 widened to float32 (both exactly)."""
+    if a.dtype.kind == "f" and a.dtype.itemsize < 4:
+        return a.astype(np.float32)
+    if not a.dtype.isnative:
+        return a.astype(a.dtype.newbyteorder("="))
+    return a
+
+
 def as_case(
     image: Any, organ: Any = None, spacing_mm: Any = None, *, source: str = "array"
 ) -> Case:
@@ -91,7 +101,8 @@ def as_case(
     ----------
     image : array_like or Case
         (X, Y, Z) CT in HU: a NumPy or CuPy array, or a torch tensor (a CUDA one is viewed as a CuPy
-        array, without a copy). A :class:`Case` is returned unchanged.
+        array, without a copy), of any real dtype (float16 and big-endian arrays are converted).
+        A :class:`Case` is returned unchanged.
     organ : array_like
         (X, Y, Z) organ mask with values 0 and 1 (bool or any integer dtype).
     spacing_mm : float or sequence of 3 floats
@@ -125,6 +136,7 @@ def as_case(
         raise InputError(
             f"{source}: the image must hold real numbers (HU), got dtype {image.dtype}"
         )
+    image, organ = _native(image), _native(organ)
     if organ.shape != image.shape:
         raise InputError(
             f"{source}: image shape {image.shape} and organ mask shape {organ.shape} differ"

@@ -60,6 +60,9 @@ class TumorParams:
         The tumours (possibly none).
     seed : int or None
         The seed that drew them, if there was one (informational).
+    draw : int
+        Which draw of that seed's stream they are: 0, or more where the earlier draws found no room
+        for their tumours (informational; see :func:`tumorsynth.sample_params`).
     config : str
         Name of the config that drew them (informational).
     version : int
@@ -71,6 +74,7 @@ class TumorParams:
     organ_hu: float
     lesions: tuple[LesionParams, ...] = ()
     seed: int | None = None
+    draw: int = 0
     config: str = ""
     version: int = PARAMS_VERSION
 

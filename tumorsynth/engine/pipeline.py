@@ -21,11 +21,14 @@ from tumorsynth.engine.stages.capsule import sample_capsule
 from tumorsynth.engine.stages.intensity import sample_intensity
 from tumorsynth.engine.stages.location import no_room_error, place
 from tumorsynth.engine.stages.mass_effect import sample_mass_effect
-from tumorsynth.engine.stages.shape import plan_counts, sample_shape
+from tumorsynth.engine.stages.shape import ShapeParams, plan_counts, sample_shape
 from tumorsynth.engine.stages.texture import sample_texture
 from tumorsynth.errors import InputError
 
-__all__ = ["Synthesis", "render", "sample_params", "synthesize"]
+__all__ = ["MAX_DRAWS", "Synthesis", "pack_for", "render", "sample_params", "synthesize"]
+
+MAX_DRAWS = 8
+"""Draws :func:`sample_params` makes before it calls a host too small for any tumour."""
 
 ConfigLike = str | Path | Mapping[str, Any] | SynthConfig
 
@@ -81,13 +84,44 @@ def sample_params(
     InputError
         Bad image, mask or spacing.
     PlacementError
-        No tumour fits (or, with ``location.if_no_room: raise``, one does not).
+        No tumour fits in :data:`MAX_DRAWS` draws (or, with ``location.if_no_room: raise``, one
+        tumour does not).
+
+    Notes
+    -----
+    A draw none of whose tumours finds room (a large tumour drawn for a small or vascular organ, say)
+    is drawn again from where the random stream stands, so the same seed always gives the same
+    params; ``TumorParams.draw`` records which draw they are (0 for the first).
     """
     case = as_case(image, organ, spacing_mm)
     be = get_backend(like=case.image)  # placement queries run where the arrays are
     cfg = load_config(config)
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     gen = as_generator(rng)
+    tried = []
+    for draw in range(MAX_DRAWS):
+        lesions, dropped = _draw_lesions(gen, case, cfg, be)
+        if lesions or dropped is None:
+            return TumorParams(
+                volume_shape=case.shape,
+                spacing_mm=case.spacing_mm,
+                organ_hu=case.organ_stats.median_hu,
+                lesions=tuple(lesions),
+                seed=seed,
+                config=cfg.name,
+                draw=draw,
+            )
+        tried.append(dropped)
+    raise no_room_error(
+        case, min(tried, key=lambda s: np.mean(s.semi_axes_mm)), cfg.location, draws=MAX_DRAWS
+    )
+
+
+def _draw_lesions(
+    gen: np.random.Generator, case: Case, cfg: SynthConfig, be: Backend
+) -> tuple[list[LesionParams], ShapeParams | None]:
+    """One draw: a size class, its tumours' shapes, and each placed (or dropped where it finds no
+    room); returns the tumours placed and the shape of the first dropped one (None if none was)."""
     organ_hu = case.organ_stats.median_hu
     classes = list(cfg.size_class)
     prob = np.array([cfg.size_class[c] for c in classes], dtype=float)
@@ -113,16 +147,7 @@ def sample_params(
                     capsule=sample_capsule(gen, cfg.capsule, radius_mm),
                 )
             )
-    if first_dropped is not None and not lesions:
-        raise no_room_error(case, first_dropped, cfg.location)
-    return TumorParams(
-        volume_shape=case.shape,
-        spacing_mm=case.spacing_mm,
-        organ_hu=organ_hu,
-        lesions=tuple(lesions),
-        seed=seed,
-        config=cfg.name,
-    )
+    return lesions, first_dropped
 
 
 def render(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -22,26 +23,14 @@ def to_jsonable(value: Any) -> Any:
 
 
 def build_dataclass(tp: Any, value: Any, where: str) -> Any:
-    """Convert JSON-like ``value`` to type ``tp`` (dataclasses, dicts, tuples, unions, scalars)."""
+    """Convert JSON-like ``value`` to type ``tp`` (dataclasses, dicts, tuples, unions, scalars).
+
+    A mapping given for a field whose default is a mapping of dataclasses (a size class, say)
+    overrides the fields it names in the default's entry of the same key and keeps the rest.
+    """
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping of fields, got {value!r}")
-        hints = typing.get_type_hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        unknown = set(value) - names
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown field(s) {sorted(unknown)}; valid fields: {sorted(names)}"
-            )
-        kwargs = {
-            k: build_dataclass(hints[k], v, f"{where}.{k}" if where else k)
-            for k, v in value.items()
-        }
-        try:
-            return tp(**kwargs)
-        except TypeError as err:
-            raise ConfigError(f"{where or 'config'}: {err}") from None
+        return _build_fields(tp, value, where)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
         if value is None and type(None) in args:
@@ -88,6 +77,8 @@ def build_dataclass(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -102,3 +93,56 @@ def build_dataclass(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return value
     raise ConfigError(f"{where}: unsupported config type {tp}")  # pragma: no cover
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _with_defaults(value: Any, default: Any) -> Any:
+    """``value`` (a mapping) over ``default`` when that is a mapping of dataclasses: the default's
+    entries are kept, and an entry ``value`` names keeps the fields it does not override
+    (``{"small": {"radius_mm": 10}}`` changes one field of one size class)."""
+    if not isinstance(value, Mapping) or not isinstance(default, Mapping) or not default:
+        return value
+    if not all(dataclasses.is_dataclass(entry) for entry in default.values()):
+        return value
+    out = {key: to_jsonable(dataclasses.asdict(entry)) for key, entry in default.items()}
+    for key, entry in value.items():
+        out[key] = {**out[key], **entry} if key in out and isinstance(entry, Mapping) else entry
+    return out
+
+
+def _build_fields(tp: Any, value: Any, where: str) -> Any:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of fields, got {value!r}")
+    hints = typing.get_type_hints(tp)
+    fields = {f.name: f for f in dataclasses.fields(tp)}
+    unknown = set(value) - set(fields)
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown field(s) {sorted(unknown)}; valid fields: {sorted(fields)}"
+        )
+    missing = [n for n, f in fields.items() if n not in value and _field_default(f) is _REQUIRED]
+    if missing:
+        raise ConfigError(
+            f"{where or 'config'}: missing field(s) {', '.join(missing)} (needed: "
+            f"{', '.join(n for n, f in fields.items() if _field_default(f) is _REQUIRED)})"
+        )
+    kwargs = {}
+    for k, v in value.items():
+        default = _field_default(fields[k])
+        kwargs[k] = build_dataclass(
+            hints[k], _with_defaults(v, default), f"{where}.{k}" if where else k
+        )
+    try:
+        return tp(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"{where or 'config'}: {err}") from None
+
+
+_REQUIRED = dataclasses.MISSING

@@ -12,7 +12,9 @@ extent along Z; the reference uses 30-70 %), jittered uniformly within its voxel
   exceeds ``vessel_max_radius_mm`` are exempt: a vascular liver has no vessel-free room for a
   5-8 cm mass, and such masses displace (mass effect) or encase vessels;
 - with ``avoid_overlap``, its equivalent sphere (radius :math:`(abc)^{1/3}`) overlaps no earlier
-  tumour's (lobes may still touch).
+  tumour's (lobes may still touch);
+- the tumour holds the centre of at least one organ voxel, so that it is labelled somewhere (a
+  tumour smaller than a voxel may hold none, and would change the image unlabelled).
 
 Up to ``max_tries`` centres are proposed; a tumour that still does not fit is dropped (``if_no_room:
 skip``; a :class:`PlacementError` is raised when not one of a call's tumours fits) or raises at once
@@ -30,7 +32,13 @@ import numpy as np
 from tumorsynth.backend import Backend, get_backend
 from tumorsynth.engine.case import Case
 from tumorsynth.engine.packing import lesion_box, shape_row
-from tumorsynth.engine.stages.shape import ShapeParams, shape_geometry
+from tumorsynth.engine.stages.shape import (
+    MIN_RADIAL,
+    ShapeGeometry,
+    ShapeParams,
+    sh_basis,
+    shape_geometry,
+)
 from tumorsynth.errors import ConfigError, PlacementError
 
 __all__ = ["LocationConfig", "no_room_error", "place"]
@@ -143,6 +151,8 @@ def place(
                 args = (case.image, case.organ, spacing, row, box[:3], box[3:])
                 if be.kernels.vessel_overlap(*args, threshold, cfg.vessel_sigma_mm):
                     continue
+            if not labels_a_voxel(case, be, center, geom, shape.deform, depth_mm):
+                continue
             placed.append((center, equivalent_mm))
             return (float(center[0]), float(center[1]), float(center[2]))
         if tries > cfg.max_tries:
@@ -152,13 +162,42 @@ def place(
     raise no_room_error(case, shape, cfg)
 
 
-def no_room_error(case: Case, shape: ShapeParams, cfg: LocationConfig) -> PlacementError:
-    """The error for a tumour that does not fit (see :func:`place`)."""
+def labels_a_voxel(
+    case: Case, be: Backend, center_mm, geom: ShapeGeometry, deform, depth_mm: float
+) -> bool:
+    """Whether a tumour centred at ``center_mm`` holds the centre of at least one organ voxel (the
+    voxels it labels: the render's inside test, ``rho <= R(u)``).
+
+    The voxel nearest the centre lies within half a voxel diagonal of it; a tumour whose inner
+    bound reaches that far, placed at least that deep, holds it: the usual case, decided without a
+    look at the arrays. Smaller tumours are tested on the voxels of their box.
+    """
+    spacing = np.asarray(case.spacing_mm)
+    reach_mm = 0.5 * float(np.linalg.norm(spacing))
+    if geom.r_lo * geom.a_min_mm >= reach_mm and depth_mm >= reach_mm:
+        return True
+    box = lesion_box(center_mm, geom.extent_mm(geom.r_hi), spacing, case.shape)
+    axes = [np.arange(box[a], box[a + 3]) for a in range(3)]
+    voxels = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    organ = be.to_host(case.organ[box[0] : box[3], box[1] : box[4], box[2] : box[5]]).reshape(-1)
+    q = (voxels * spacing - np.asarray(center_mm)) @ geom.to_unit.T
+    rho = np.linalg.norm(q, axis=1)
+    u = q / np.maximum(rho, 1e-12)[:, None]
+    radial = geom.kappa * np.maximum(1.0 + sh_basis(u) @ np.asarray(deform), MIN_RADIAL)
+    return bool(((rho <= radial) & (organ > 0)).any())
+
+
+def no_room_error(
+    case: Case, shape: ShapeParams, cfg: LocationConfig, draws: int = 1
+) -> PlacementError:
+    """The error for a tumour that does not fit (see :func:`place`); ``draws``: how many draws of
+    tumours were tried before giving up (see :func:`tumorsynth.sample_params`)."""
     mean_r = float(np.mean(shape.semi_axes_mm))
     depth_mm = max(cfg.min_depth_mm, cfg.depth_fraction * mean_r)
+    tried = f"in {draws} draws, " if draws > 1 else ""
     return PlacementError(
         f"{case.source}: no room for a {shape.size_class} tumour (mean semi-axis {mean_r:.1f} mm, "
-        f"centre at least {depth_mm:.1f} mm inside the organ) after {cfg.max_tries} tries: the "
-        "organ is too small or too vascular for this size class (lower location.depth_fraction, "
-        "turn off location.avoid_vessels, or choose a smaller size_class)"
+        f"centre at least {depth_mm:.1f} mm inside the organ) {tried}after {cfg.max_tries} tries "
+        "each: the organ is too small or too vascular for this size class (lower "
+        "location.depth_fraction, turn off location.avoid_vessels, or choose a smaller size_class)"
     )
