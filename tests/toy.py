@@ -60,7 +60,7 @@ def check_invariants(case, result) -> None:
     changed_mm, tumour_mm = changed * spacing, np.argwhere(label == 2) * spacing
     within = np.zeros(len(changed), bool)
     for lesion in result.params.lesions:
-        row, _, _ = pack_lesion(lesion, result.params.organ_hu)
+        row, _, _ = pack_lesion(lesion, result.params.organ_hu)  # shape fields: no noise needed
         reach = max(
             lesion.mass_effect.reach_mm,
             4 * lesion.intensity.edge_sigma_mm,

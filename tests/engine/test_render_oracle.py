@@ -19,9 +19,11 @@ from scipy.spatial.transform import Rotation
 from toy import toy_volume
 
 import tumorsynth as ts
+from tumorsynth.engine.packing import GRAIN_SMOOTH_STREAM, GRAIN_WHITE_STREAM
 from tumorsynth.engine.stages.shape import MIN_RADIAL, sh_basis
 from tumorsynth.kernels import layout as L
 from tumorsynth.kernels import reference
+from tumorsynth.kernels.hashing import derive_seed
 
 # the monomials kernels.reference._radial multiplies the row's coefficients with, in sh_basis order
 MONOMIALS = (
@@ -45,10 +47,10 @@ def _sphere(n_theta: int = 96, n_phi: int = 192) -> tuple[np.ndarray, np.ndarray
     return u, w
 
 
-def oracle_row(lesion: ts.LesionParams, organ_hu: float) -> np.ndarray:
+def oracle_row(lesion: ts.LesionParams, params: ts.TumorParams) -> np.ndarray:
     """The reference's per-lesion row, derived from the params with no engine code but the
-    spherical-harmonic basis that defines ``ShapeParams.deform``."""
-    shape, ip = lesion.shape, lesion.intensity
+    spherical-harmonic basis that defines ``ShapeParams.deform`` and the grain's seed streams."""
+    shape, ip, organ_hu = lesion.shape, lesion.intensity, params.organ_hu
     axes = np.asarray(shape.semi_axes_mm)
     w, x, y, z = shape.rotation
     rotation = Rotation.from_quat([x, y, z, w]).as_matrix()
@@ -70,6 +72,14 @@ def oracle_row(lesion: ts.LesionParams, organ_hu: float) -> np.ndarray:
     row[L.MASS_K], row[L.MASS_REACH] = lesion.mass_effect.strength, lesion.mass_effect.reach_mm
     row[L.CAPS_T], row[L.CAPS_HU] = lesion.capsule.thickness_mm, lesion.capsule.contrast_hu
     row[L.FAR_RHO] = np.inf  # no bounds: the fields themselves end where the effects do
+    if ip.replace:  # the grain: neighbours correlate noise_corr = mix^2 / 2
+        mix = np.sqrt(2.0 * params.noise_corr)
+        row[L.REPLACE], row[L.ORGAN_HU], row[L.GRAIN_HU] = 1.0, organ_hu, params.noise_hu
+        row[L.GRAIN_WHITE], row[L.GRAIN_MIX] = np.sqrt(1.0 - mix**2), mix
+        seeds = (
+            derive_seed(lesion.texture.seed, s) for s in (GRAIN_WHITE_STREAM, GRAIN_SMOOTH_STREAM)
+        )
+        row[L.GRAIN_SEED : L.GRAIN_SEED + 2] = list(seeds)
     return row
 
 
@@ -78,7 +88,7 @@ def oracle_rows_and_textures(params: ts.TumorParams) -> tuple[np.ndarray, np.nda
     (spacing: the grain sigma) around the lesion's centre that reaches well beyond its effects."""
     rows, textures, offset = [], [], 0
     for lesion in params.lesions:
-        row = oracle_row(lesion, params.organ_hu)
+        row = oracle_row(lesion, params)
         tp = lesion.texture
         reach_mm = 2.0 * max(lesion.shape.semi_axes_mm) + lesion.mass_effect.reach_mm + 10.0
         half = math.ceil(reach_mm / tp.grain_sigma_mm)
@@ -115,6 +125,9 @@ def test_render_matches_an_oracle_that_starts_from_the_params(spacing, config):
     image, organ = toy_volume(spacing=spacing)
     params = ts.sample_params(image, organ, spacing, config=config, rng=5)
     assert len(params.lesions) >= 2
+    replace = config["preset"] == "liver"  # the liver preset's tissue replaces the host's
+    assert all(lesion.intensity.replace == replace for lesion in params.lesions)
+    assert (params.noise_hu > 5.0) == replace
     got = ts.render(image, organ, spacing, params)
     rows, tex = oracle_rows_and_textures(params)
     want_image, want_label = reference.render_lesions(image, organ, spacing, rows, tex)

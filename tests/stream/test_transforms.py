@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 torch = pytest.importorskip("torch", reason="the MONAI adapters need torch (the train extra)")
 monai = pytest.importorskip("monai", reason="the MONAI adapters need monai (the train extra)")
@@ -121,16 +122,26 @@ def test_replay_of_recorded_params_is_identical(host):
     np.testing.assert_array_equal(again.label, out["label"][0].numpy())
 
 
-def test_every_image_key_gets_the_same_tumour(host):
-    """A second image of the same grid (here the CT 37 HU brighter) gets the very same tumour: the
-    same voxels change by the same amounts, not a copy of the first image's output."""
+@pytest.mark.parametrize("preset", ["syntumor", "liver"])
+def test_every_image_key_gets_the_same_tumour(host, preset):
+    """A second image of the same grid (here the CT 37 HU brighter) gets the very same tumour, not
+    a copy of the first image's output: the same voxels change, by the same amounts where the
+    contrast is added to the host (``syntumor``), to the same tissue in the tumour where it
+    replaces the host's (``liver``)."""
     data = _crop(host, 64)
     data["image2"] = data["image"] + 37.0
-    out = RandTumorSynthd(["image", "image2"], prob=1.0).set_random_state(5)(data)
+    t = RandTumorSynthd(["image", "image2"], prob=1.0, config=preset).set_random_state(5)
+    out = t(data)
     change = out["image"] - data["image"]
     assert (change != 0).sum() > 100
     assert not torch.equal(out["image2"], out["image"])
-    np.testing.assert_allclose(out["image2"] - data["image2"], change, atol=1e-3)
+    np.testing.assert_array_equal(out["image2"] - data["image2"] != 0, change != 0)
+    if preset == "syntumor":
+        np.testing.assert_allclose(out["image2"] - data["image2"], change, atol=1e-3)
+    else:
+        core = torch.from_numpy(ndimage.binary_erosion(out["label"][0].numpy() == 2, iterations=4))
+        assert core.sum() > 50
+        np.testing.assert_allclose(out["image2"][0][core], out["image"][0][core], atol=1e-3)
 
 
 def test_crop_without_room_passes_through(host):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tumorsynth.backend import get_backend
-from tumorsynth.engine.organ import OrganStats, measure_organ
+from tumorsynth.engine.organ import OrganStats, measure_noise, measure_organ
 from tumorsynth.errors import InputError
 
 __all__ = ["Case", "OrganStats", "as_case"]
@@ -62,6 +62,13 @@ class Case:
         the device where the arrays are."""
         be = get_backend(like=self.image)
         return measure_organ(self.image, self.organ, self.source, be.kernels.measure_organ_arrays)
+
+    @cached_property
+    def noise(self) -> tuple[float, float]:
+        """The scan's noise in the organ: standard deviation (HU) and neighbour correlation
+        (:func:`~tumorsynth.engine.organ.measure_noise`; computed on first use, then cached)."""
+        stats, be = self.organ_stats, get_backend(like=self.image)
+        return measure_noise(self.image, self.organ, stats.bbox_lo, stats.bbox_hi, be.to_host)
 
 
 def _spacing(spacing_mm: Any, source: str) -> tuple[float, float, float]:

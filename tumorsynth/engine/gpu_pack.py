@@ -63,7 +63,9 @@ def pack_batch(params_list: Sequence[TumorParams], tile=None) -> HostPack:
         first = len(rows)
         boxes = []
         for lesion in params.lesions:
-            row, visible, extent = pack_lesion(lesion, params.organ_hu)
+            row, visible, extent = pack_lesion(
+                lesion, params.organ_hu, params.noise_hu, params.noise_corr
+            )
             tp = lesion.texture
             lattice = texture_lattice(tp, visible)
             m, s = texture_meta(tp, lattice.lo, lattice.shape, sqrt_norm)

@@ -15,10 +15,14 @@ from tumorsynth.engine.params import LesionParams, TumorParams
 from tumorsynth.engine.stages.shape import ShapeGeometry, shape_geometry
 from tumorsynth.engine.stages.texture import texture_lattice
 from tumorsynth.kernels import layout as L
+from tumorsynth.kernels.hashing import derive_seed
 from tumorsynth.kernels.layout import CPU_TILE, TILE
 
 __all__ = ["Packed", "lesion_box", "pack", "pack_lesion", "shape_row", "tile_boxes"]
 
+
+# sub-streams of a lesion's texture seed that seed its grain's two parts
+GRAIN_WHITE_STREAM, GRAIN_SMOOTH_STREAM = 3, 4
 
 # normalisation of the 15 real spherical harmonics (see stages.shape.sh_basis), folded into the row
 _SH_SCALE = np.array(
@@ -53,12 +57,21 @@ def shape_row(center_mm, geom: ShapeGeometry, deform) -> np.ndarray:
     return row
 
 
-def pack_lesion(lesion: LesionParams, organ_hu: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def pack_lesion(
+    lesion: LesionParams, organ_hu: float, noise_hu: float = 0.0, noise_corr: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row of one lesion (texture fields left 0), the half extent (mm) of the region where it shows,
-    and that of everything it changes (its mass effect included)."""
+    and that of everything it changes (its mass effect included). ``noise_hu`` and ``noise_corr``:
+    the scan's noise (``TumorParams``), the grain a replacing tumour's tissue gets."""
     geom = shape_geometry(lesion.shape)
     row = shape_row(lesion.center_mm, geom, lesion.shape.deform)
     ip, mp, cp = lesion.intensity, lesion.mass_effect, lesion.capsule
+    if ip.replace:
+        mix = math.sqrt(2.0 * min(max(noise_corr, 0.0), 0.5))  # the smooth part's weight
+        row[L.REPLACE], row[L.ORGAN_HU], row[L.GRAIN_HU] = 1.0, organ_hu, noise_hu
+        row[L.GRAIN_WHITE], row[L.GRAIN_MIX] = math.sqrt(1.0 - mix * mix), mix
+        row[L.GRAIN_SEED] = derive_seed(lesion.texture.seed, GRAIN_WHITE_STREAM)
+        row[L.GRAIN_SEED + 1] = derive_seed(lesion.texture.seed, GRAIN_SMOOTH_STREAM)
     row[L.EDGE_SIGMA] = ip.edge_sigma_mm
     row[L.DELTA_HU] = ip.delta_hu
     row[L.NECRO_RHO] = ip.necrosis_core * geom.r_lo
@@ -98,7 +111,9 @@ def pack(params: TumorParams, texture_grids, tile=CPU_TILE) -> Packed:
     lattice_lo = np.zeros((n, 3), np.int64)
     lattice_shape = np.zeros((n, 3), np.int64)
     for i, lesion in enumerate(params.lesions):
-        row, visible, extent = pack_lesion(lesion, params.organ_hu)
+        row, visible, extent = pack_lesion(
+            lesion, params.organ_hu, params.noise_hu, params.noise_corr
+        )
         tp = lesion.texture
         lattice = texture_lattice(tp, visible)
         seeds[i] = tp.seed

@@ -56,6 +56,10 @@ class TumorParams:
         Its voxel size, mm.
     organ_hu : float
         The organ's median HU, measured when sampling (the reference for relative intensities).
+    noise_hu, noise_corr : float
+        The scan's noise in the organ, measured when sampling for tumours that replace the host's
+        tissue (their tissue gets the same grain): its standard deviation, HU, and the correlation
+        of neighbouring voxels; 0 otherwise.
     lesions : tuple of LesionParams
         The tumours (possibly none).
     seed : int or None
@@ -73,6 +77,8 @@ class TumorParams:
     spacing_mm: tuple[float, float, float]
     organ_hu: float
     lesions: tuple[LesionParams, ...] = ()
+    noise_hu: float = 0.0
+    noise_corr: float = 0.0
     seed: int | None = None
     draw: int = 0
     config: str = ""

@@ -102,11 +102,14 @@ def sample_params(
     for draw in range(MAX_DRAWS):
         lesions, dropped = _draw_lesions(gen, case, cfg, be)
         if lesions or dropped is None:
+            noise_hu, noise_corr = case.noise if cfg.intensity.replace else (0.0, 0.0)
             return TumorParams(
                 volume_shape=case.shape,
                 spacing_mm=case.spacing_mm,
                 organ_hu=case.organ_stats.median_hu,
                 lesions=tuple(lesions),
+                noise_hu=noise_hu,
+                noise_corr=noise_corr,
                 seed=seed,
                 config=cfg.name,
                 draw=draw,

@@ -22,6 +22,7 @@ __all__ = [
     "hash_u32",
     "hash_u32_np",
     "mix_u32",
+    "mix_u32_np",
     "normal_np",
     "seed_u32",
     "uniform_np",
@@ -96,6 +97,11 @@ def _mix_np(x: np.ndarray) -> np.ndarray:
     x = (x * _C2) & _M32
     x ^= x >> _S16
     return x
+
+
+def mix_u32_np(h, v) -> np.ndarray:
+    """NumPy twin of :func:`mix_u32`."""
+    return _mix_np(np.asarray(h, np.uint64) ^ _u32(v))
 
 
 def _u32(a) -> np.ndarray:

@@ -25,7 +25,13 @@ TEX_N = 43  # 3: lattice nodes along X, Y, Z
 TEX_OFFSET = 46  # start of this lesion's lattice in the flat texture buffer
 FAR_RHO = 47  # beyond this unit-ball radius the lesion changes nothing
 INNER_RHO = 48  # below this radius the voxel is deep inside (weight 1, no capsule)
-N_FIELDS = 49
+REPLACE = 49  # 1: the tumour's tissue replaces the host's (0: its contrast is added to the host)
+ORGAN_HU = 50  # the organ's level, HU: the tissue a replacing tumour starts from
+GRAIN_HU = 51  # standard deviation of the scan's noise, HU, given to a replacing tumour's tissue
+GRAIN_WHITE = 52  # weight of the grain's white part, sqrt(1 - GRAIN_MIX^2)
+GRAIN_MIX = 53  # weight of its smooth part (neighbours correlate GRAIN_MIX^2 / 2)
+GRAIN_SEED = 54  # 2: 32-bit seeds of the grain's white and smooth parts
+N_FIELDS = 56
 
 NECRO_SOFT = 0.08  # softness of the necrotic core's edge, unit-ball units
 EDGE_REACH = 3.0  # the edge weight is exactly 0 / 1 beyond 3 edge sigmas (Phi(-3) = 0.0013)

@@ -11,10 +11,11 @@ from scipy import ndimage
 from scipy.special import erfc
 
 from tumorsynth.kernels import layout as L
-from tumorsynth.kernels.hashing import unit_noise_np
+from tumorsynth.kernels.hashing import hash_u32_np, mix_u32_np, unit_noise_np
 
 __all__ = [
     "ball_inside_organ",
+    "grain",
     "lesion_fields",
     "render_lesions",
     "texture_grid",
@@ -59,8 +60,6 @@ def _trilinear(a: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 def texture_grid(seed, density_sigma_mm, grain_sigma_mm, base, scale, density_std, mean, lo, shape):
     """NumPy twin of ``kernels.cpu.texture_grid``."""
-    from tumorsynth.kernels.hashing import hash_u32_np
-
     h = grain_sigma_mm / _CELLS_PER_SIGMA
     ha = density_sigma_mm / _CELLS_PER_SIGMA
     r = _RADIUS
@@ -147,6 +146,26 @@ def lesion_fields(row: np.ndarray, d: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def _uniform_unit(h: np.ndarray) -> np.ndarray:
+    """``hashing.unit_noise`` of hashes ``h``."""
+    return ((h >> np.uint64(8)).astype(np.float64) / 16777216.0 - 0.5) * 3.4641016151377544
+
+
+def grain(row: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """NumPy twin of ``kernels.cpu.effects.grain`` at integer voxel coordinates ``grid`` (..., 3)."""
+    x, y, z = grid[..., 0], grid[..., 1], grid[..., 2]
+    h = hash_u32_np(int(row[L.GRAIN_SEED]), x, y, z)
+    parts = (_uniform_unit(h), _uniform_unit(mix_u32_np(h, 1)), _uniform_unit(mix_u32_np(h, 2)))
+    white = (parts[0] + parts[1] + parts[2]) * (1.0 / np.sqrt(3.0))
+    mix = row[L.GRAIN_MIX]
+    if mix == 0.0:
+        return row[L.GRAIN_HU] * (row[L.GRAIN_WHITE] * white)
+    s = np.zeros(x.shape)
+    for a, b, c in np.ndindex(2, 2, 2):
+        s = s + unit_noise_np(int(row[L.GRAIN_SEED + 1]), x + a, y + b, z + c)
+    return row[L.GRAIN_HU] * (row[L.GRAIN_WHITE] * white + mix * (s * (1.0 / np.sqrt(8.0))))
+
+
 def render_lesions(image, organ, spacing, rows, tex):
     """NumPy twin of ``kernels.cpu.render_lesions`` over the whole volume (returns out, label)."""
     image = np.asarray(image)
@@ -156,6 +175,7 @@ def render_lesions(image, organ, spacing, rows, tex):
     disp = np.zeros((*shape, 3))
     best_key = np.zeros(shape)
     best_d = np.zeros(shape)
+    best_hold = np.zeros(shape)
     tumour = np.zeros(shape, bool)
     for row in rows:
         d = pos - row[L.CENTER : L.CENTER + 3]
@@ -168,14 +188,19 @@ def render_lesions(image, organ, spacing, rows, tex):
         off = int(row[L.TEX_OFFSET])
         tgrid = tex[off : off + n.prod()].reshape(n)
         texture = _trilinear(tgrid, d / row[L.TEX_H] - row[L.TEX_LO : L.TEX_LO + 3])
-        delta = f["w"] * row[L.DELTA_HU] * texture
+        necro = np.zeros(shape)
         if row[L.NECRO_RHO] > 0:
             necro = 0.5 * erfc((f["rho"] - row[L.NECRO_RHO]) / (L.NECRO_SOFT * np.sqrt(2)))
+        if row[L.REPLACE]:
+            delta, hold = _replace_terms(row, f, texture, necro, grain(row, grid))
+        else:
+            delta = f["w"] * row[L.DELTA_HU] * texture
             delta = delta + necro * f["w"] * (row[L.NECRO_DELTA] - delta)
-        delta = delta + f["cap"] * (row[L.CAPS_HU] - delta)
+            delta, hold = delta + f["cap"] * (row[L.CAPS_HU] - delta), np.zeros(shape)
         better = key > best_key
         best_key = np.where(better, key, best_key)
         best_d = np.where(better, delta, best_d)
+        best_hold = np.where(better, hold, best_hold)
     src = grid + disp / np.asarray(spacing)
     clipped = np.clip(src, 0, np.asarray(shape) - 1.0)
     near = np.floor(clipped + 0.5).astype(int)
@@ -183,9 +208,25 @@ def render_lesions(image, organ, spacing, rows, tex):
     moved = np.any(disp != 0, axis=-1) & src_in_organ
     base = np.where(moved, _trilinear(image.astype(np.float64), clipped), image)
     in_organ = organ > 0
-    out = np.where(in_organ, base + best_d, image).astype(np.float32)
+    value = np.where(best_hold == 0.0, base + best_d, base + (best_d - best_hold * base))
+    out = np.where(in_organ, value, image).astype(np.float32)
     label = np.where(in_organ & tumour, 2, organ).astype(np.uint8)
     return out, label
+
+
+def _replace_terms(row, f, texture, necro, grain_hu):
+    """``(a, b)`` of a replacing lesion (its HU change is ``a - b * base``; see
+    ``kernels.cpu.effects.blend_replace``)."""
+    w, cap = f["w"], f["cap"]
+    level = row[L.ORGAN_HU] + grain_hu
+    a = w * (level + row[L.DELTA_HU] * texture)
+    b = w
+    nw = necro * w
+    a = a + nw * (level + row[L.NECRO_DELTA] - a)
+    b = b + nw * (1.0 - b)
+    a = a + cap * (level + row[L.CAPS_HU] - a)
+    b = b + cap * (1.0 - b)
+    return a, b
 
 
 def ball_inside_organ(organ, spacing, center_mm, radius_mm) -> bool:

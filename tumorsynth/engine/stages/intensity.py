@@ -54,6 +54,11 @@ class IntensityConfig:
         Core radius as a fraction of the tumour's.
     necrosis_hu : tuple of float
         HU the core tends to (fluid).
+    replace : bool
+        Inside the tumour its own tissue (the organ's level plus the contrast and texture, with
+        the scan's noise grain) replaces the host's, blended by the edge weight, so that no host
+        structure (vessels, the organ's own texture) shows through. False: the contrast is added
+        to the host, as the reference code does.
     """
 
     density: dict[str, float] = field(default_factory=lambda: {"hypo": 1.0})
@@ -64,6 +69,7 @@ class IntensityConfig:
     necrosis_min_radius_mm: float = 10.0
     necrosis_core: tuple[float, float] = (0.3, 0.6)
     necrosis_hu: tuple[float, float] = (5.0, 25.0)
+    replace: bool = False
 
     def __post_init__(self) -> None:
         bad = set(self.density) - set(DENSITY_KINDS)
@@ -97,6 +103,8 @@ class IntensityParams:
         Core radius as a fraction of the tumour's; 0 for no necrosis.
     necrosis_hu : float
         HU of the necrotic core.
+    replace : bool
+        Whether the tumour's tissue replaces the host's (see :class:`IntensityConfig`).
     """
 
     kind: str
@@ -104,6 +112,7 @@ class IntensityParams:
     edge_sigma_mm: float
     necrosis_core: float = 0.0
     necrosis_hu: float = 0.0
+    replace: bool = False
 
 
 def sample_intensity(
@@ -121,4 +130,4 @@ def sample_intensity(
     if mean_radius_mm >= cfg.necrosis_min_radius_mm and rng.random() < cfg.necrosis_probability:
         core = float(rng.uniform(*cfg.necrosis_core))
         core_hu = float(rng.uniform(*cfg.necrosis_hu))
-    return IntensityParams(kind, delta, edge, core, core_hu)
+    return IntensityParams(kind, delta, edge, core, core_hu, cfg.replace)

@@ -159,6 +159,7 @@ def _slab_buffers(ny, nz, n_tex):
     return (
         np.empty(n),  # key
         np.empty(n),  # dhu
+        np.empty(n),  # hold
         np.empty((n, 3)),  # disp
         np.empty(n, np.uint8),  # state
         np.empty((2, 2, n), np.int64),  # idx
@@ -175,7 +176,7 @@ def _render_tile(
     buffers,
 ):  # fmt: skip
     """Render tile ``t`` (see :func:`render_lesions`), one slab of rows (one x) at a time."""
-    key, dhu, disp, state, idx, val, row_f, row_tex, spans = buffers
+    key, dhu, hold, disp, state, idx, val, row_f, row_tex, spans = buffers
     first, last = tile_ptr[t], tile_ptr[t + 1]
     y0, y1, z0, z1 = tiles[t, 1], tiles[t, 4], tiles[t, 2], tiles[t, 5]
     ny, nz = y1 - y0, z1 - z0
@@ -209,7 +210,10 @@ def _render_tile(
                 val, row_f, row_tex,
             )  # fmt: skip
             shell_terms(rows, i, val[1], n_shell)
-            apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, state, moves)
+            apply(
+                rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, hold, disp, state,
+                moves, (x, y0, z0, nz),
+            )  # fmt: skip
         for r in range(ny):
             y = y0 + r
             for z in range(lo[r], hi[r]):
@@ -227,6 +231,9 @@ def _render_tile(
                     )
                     if not math.isnan(moved):
                         base = moved
-                out[x, y, z] = base + dhu[j]
+                if hold[j] == 0.0:
+                    out[x, y, z] = base + dhu[j]
+                else:  # a replacing lesion: its tissue takes the host's place
+                    out[x, y, z] = base + (dhu[j] - hold[j] * base)
                 if state[j] & 2:
                     label[x, y, z] = 2

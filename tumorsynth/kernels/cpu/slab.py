@@ -23,8 +23,10 @@ from numba import njit
 from tumorsynth.kernels.cpu.bounds import cell_of
 from tumorsynth.kernels.cpu.effects import (
     blend,
+    blend_replace,
     capsule_profile,
     edge_weight,
+    grain,
     mass_factor,
     necrosis_weight,
 )
@@ -40,6 +42,8 @@ from tumorsynth.kernels.layout import (
     MASS_REACH,
     NECRO_DELTA,
     NECRO_RHO,
+    ORGAN_HU,
+    REPLACE,
     TEX_H,
     TEX_LO,
     TEX_N,
@@ -162,13 +166,16 @@ def texture_node(dz, inv_h, tex_lo, n):
 
 
 @njit(cache=True, error_model="numpy")
-def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, state, moves):
+def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, hold, disp, state, moves,
+          voxel):  # fmt: skip
     """Add lesion ``i``'s effect on the collected voxels to the slab's buffers.
 
-    ``key``/``dhu``: strongest weight so far and its HU change (a voxel belongs to the lesion it is
-    most inside); ``disp``: summed mass-effect displacement, mm; ``state``: bit 1 touched, bit 2
-    tumour (0: the other buffers' entries are not set yet). ``disp`` is left alone unless ``moves``
-    (some lesion of the tile displaces tissue; otherwise nothing reads it).
+    ``key``/``dhu``/``hold``: strongest weight so far and its HU change, ``dhu - hold * base`` of
+    the host's value ``base`` (``hold`` is 0 but for a lesion whose tissue replaces the host's; a
+    voxel belongs to the lesion it is most inside); ``disp``: summed mass-effect displacement, mm;
+    ``state``: bit 1 touched, bit 2 tumour (0: the other buffers' entries are not set yet). ``disp``
+    is left alone unless ``moves`` (some lesion of the tile displaces tissue; otherwise nothing
+    reads it). ``voxel``: the slab's x, first y and first z, and its rows' length (for the grain).
     """
     delta = rows[i, DELTA_HU]
     core, core_delta = rows[i, NECRO_RHO], rows[i, NECRO_DELTA]
@@ -176,6 +183,8 @@ def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, st
     f_in = cbrt(1.0 - k) if k > 0.0 else 1.0
     thick, caps_hu = rows[i, CAPS_T], rows[i, CAPS_HU]
     inv_h, tex_lo, n2 = 1.0 / rows[i, TEX_H], rows[i, TEX_LO + 2], int(rows[i, TEX_N + 2])
+    replace, organ_hu = rows[i, REPLACE] != 0.0, rows[i, ORGAN_HU]
+    x, y0, z0, nz = voxel
     for kind in range(2):
         n = n_deep if kind == 0 else n_shell
         for e in range(n):
@@ -191,6 +200,7 @@ def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, st
             if state[j] == 0:  # first touched: its buffers' entries start at 0
                 key[j] = 0.0
                 dhu[j] = 0.0
+                hold[j] = 0.0
                 if moves:
                     disp[j, 0] = disp[j, 1] = disp[j, 2] = 0.0
             if f != 1.0:
@@ -204,4 +214,11 @@ def apply(rows, i, idx, val, n_deep, n_shell, row_f, row_tex, key, dhu, disp, st
                 necrosis = necrosis_weight(rho, core)
                 t, frac = texture_node(dz, inv_h, tex_lo, n2)
                 texture = row_tex[r, t] * (1.0 - frac) + row_tex[r, t + 1] * frac
-                dhu[j] = blend(w, delta, texture, necrosis, core_delta, cap, caps_hu)
+                if replace:
+                    level = organ_hu + grain(rows, i, x, y0 + r, j - r * nz + z0)
+                    dhu[j], hold[j] = blend_replace(
+                        w, delta, texture, necrosis, core_delta, cap, caps_hu, level
+                    )
+                else:
+                    dhu[j] = blend(w, delta, texture, necrosis, core_delta, cap, caps_hu)
+                    hold[j] = 0.0

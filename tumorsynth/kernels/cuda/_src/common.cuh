@@ -18,6 +18,8 @@ typedef unsigned char u8;
 #define TS_SQRT2 1.4142135623730951
 #define TS_MIN_RADIAL 0.2
 #define TS_INV24 (1.0 / 16777216.0)
+#define TS_INV_SQRT3 0.5773502691896258  // 1 / sqrt(3), the double cpu/effects.py computes
+#define TS_INV_SQRT8 0.35355339059327373  // 1 / sqrt(8)
 #define TS_FAR 0   // beyond FAR_RHO: the lesion changes nothing here
 #define TS_DEEP 1  // below INNER_RHO: deep inside (signed distance -inf on the CPU)
 #define TS_NEAR 2  // in between: the signed distance is computed

@@ -15,21 +15,57 @@ TS_DEV double ts_edge_weight(double sd, double sigma) {
     return c[0] + t * (c[1] + t * (c[2] + t * c[3]));
 }
 
-// HU change of one lesion at a voxel, given its edge weight and capsule profile.
+// The scan's noise grain given to a replacing lesion's tissue at voxel (x, y, z), HU, operation for
+// operation as cpu/effects.py: grain (a white part of three uniforms, a smooth part of eight
+// corner values).
+TS_DEV double ts_grain(const double* __restrict__ row, i64 x, i64 y, i64 z) {
+    u32 h = ts_hash((u32)row[L_GRAIN_SEED], x, y, z);
+    double white = (ts_unit_noise(h) + ts_unit_noise(ts_mix(h ^ 1u)) + ts_unit_noise(ts_mix(h ^ 2u))) *
+                   TS_INV_SQRT3;
+    double mix = row[L_GRAIN_MIX];
+    if (mix == 0.0) return row[L_GRAIN_HU] * (row[L_GRAIN_WHITE] * white);
+    u32 seed = (u32)row[L_GRAIN_SEED + 1];
+    double s = 0.0;
+    for (int a = 0; a < 2; ++a)
+        for (int b = 0; b < 2; ++b)
+            for (int c = 0; c < 2; ++c) s = s + ts_unit_noise(ts_hash(seed, x + a, y + b, z + c));
+    return row[L_GRAIN_HU] * (row[L_GRAIN_WHITE] * white + mix * (s * TS_INV_SQRT8));
+}
+
+// HU change of one lesion at voxel (x, y, z), given its edge weight and capsule profile, as
+// a - b * base of the host's value base (*b is 0 but for a replacing lesion): cpu/effects.py blend
+// and blend_replace.
 TS_DEV double ts_appearance(const double* __restrict__ row, const float* __restrict__ tex, double dx,
-                            double dy, double dz, double rho, double w, double cap) {
+                            double dy, double dz, double rho, double w, double cap, int x, int y,
+                            int z, double* b) {
     double h = row[L_TEX_H];
     i64 n0 = (i64)row[L_TEX_N], n1 = (i64)row[L_TEX_N + 1], n2 = (i64)row[L_TEX_N + 2];
     const float* grid = tex + (i64)row[L_TEX_OFFSET];
     double t = ts_trilinear(grid, n0, n1, n2, dx / h - row[L_TEX_LO], dy / h - row[L_TEX_LO + 1],
                             dz / h - row[L_TEX_LO + 2]);
-    double d = w * row[L_DELTA_HU] * t;
     double core = row[L_NECRO_RHO];
-    if (core > 0.0) {
-        double n = 0.5 * erfc((rho - core) / (L_NECRO_SOFT * TS_SQRT2));
-        d = d + n * w * (row[L_NECRO_DELTA] - d);
+    double n = 0.0;
+    if (core > 0.0) n = 0.5 * erfc((rho - core) / (L_NECRO_SOFT * TS_SQRT2));
+    if (row[L_REPLACE] != 0.0) {
+        double level = row[L_ORGAN_HU] + ts_grain(row, x, y, z);
+        double a = w * (level + row[L_DELTA_HU] * t);
+        double hold = w;
+        if (n > 0.0) {
+            double nw = n * w;
+            a = a + nw * (level + row[L_NECRO_DELTA] - a);
+            hold = hold + nw * (1.0 - hold);
+        }
+        if (cap > 0.0) {
+            a = a + cap * (level + row[L_CAPS_HU] - a);
+            hold = hold + cap * (1.0 - hold);
+        }
+        *b = hold;
+        return a;
     }
+    double d = w * row[L_DELTA_HU] * t;
+    if (n > 0.0) d = d + n * w * (row[L_NECRO_DELTA] - d);
     if (cap > 0.0) d = d + cap * (row[L_CAPS_HU] - d);
+    *b = 0.0;
     return d;
 }
 
@@ -102,7 +138,7 @@ __global__ void ts_render(
         sp2 = item_spacing[3 * item + 2];
     }
     const double px = x * sp0, py = y * sp1, pz = z * sp2;
-    double ux = 0.0, uy = 0.0, uz = 0.0, best_key = 0.0, best_d = 0.0;
+    double ux = 0.0, uy = 0.0, uz = 0.0, best_key = 0.0, best_d = 0.0, best_hold = 0.0;
     bool tumour = false, touched = false;
     for (i64 q = tile_ptr[t]; q < tile_ptr[t + 1]; ++q) {
         const double* row = rows + tile_lesions[q] * L_N_FIELDS;
@@ -134,7 +170,7 @@ __global__ void ts_render(
         double key = cap > w ? cap : w;
         if (key > best_key) {
             best_key = key;
-            best_d = ts_appearance(row, tex, dx, dy, dz, rho, w, cap);
+            best_d = ts_appearance(row, tex, dx, dy, dz, rho, w, cap, x, y, z, &best_hold);
         }
     }
     if (!touched) return;
@@ -145,7 +181,7 @@ __global__ void ts_render(
                       z + uz / sp2, &moved))
             base = moved;
     }
-    out[idx] = (float)(base + best_d);
+    out[idx] = best_hold == 0.0 ? (float)(base + best_d) : (float)(base + (best_d - best_hold * base));
     if (tumour) label[idx] = 2;
 }
 
