@@ -20,19 +20,18 @@ import errno
 import gzip
 import os
 import re
-import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
 from tumorsynth.errors import InputError
+from tumorsynth.io.nifti import nifti_header
 
 __all__ = [
     "check_image_complete",
     "check_nifti_complete",
     "describe_os_error",
-    "nifti_data_bytes",
     "write_failure_cause",
 ]
 
@@ -62,27 +61,6 @@ _ERRNO_TEXT = {
 _NEARLY_FULL_BYTES = 64 << 20
 
 
-def nifti_data_bytes(header: bytes) -> int | None:
-    """vox_offset + voxel bytes promised by a NIfTI-1 or NIfTI-2 header, or None if not NIfTI."""
-    for endian in "<>":
-        size = struct.unpack(endian + "i", header[:4])[0] if len(header) >= 4 else 0
-        if size == 348 and len(header) >= 348:
-            dim = struct.unpack(endian + "8h", header[40:56])
-            bitpix = struct.unpack(endian + "h", header[72:74])[0]
-            offset = max(int(struct.unpack(endian + "f", header[108:112])[0]), 352)
-            break
-        if size == 540 and len(header) >= 540:
-            dim = struct.unpack(endian + "8q", header[16:80])
-            bitpix = struct.unpack(endian + "h", header[14:16])[0]
-            offset = max(struct.unpack(endian + "q", header[168:176])[0], 544)
-            break
-    else:
-        return None
-    ndim = min(max(int(dim[0]), 0), 7)
-    n_voxels = int(np.prod([max(int(n), 1) for n in dim[1 : ndim + 1]], dtype=np.int64))
-    return int(offset) + n_voxels * int(bitpix) // 8
-
-
 def _gzip_length(path: Path, offset: int, need: int) -> int | None:
     """The inflated length of the gzip data from ``offset`` on (all members); ``need`` when the
     last member's trailer says so (the cheap case: one member, complete); None when the stream is
@@ -110,9 +88,10 @@ def _nifti_short(path: Path, strict: bool) -> str | None:
     gz = path.name.lower().endswith(".gz")
     try:
         with gzip.open(path, "rb") if gz else open(path, "rb") as f:
-            need = nifti_data_bytes(f.read(544))
+            header = nifti_header(f.read(544))
     except (OSError, EOFError, zlib.error):
-        need = None
+        header = None
+    need = None if header is None else header.data_bytes
     if need is None:
         return "its header is incomplete" if strict else None
     have = _gzip_length(path, 0, need) if gz else path.stat().st_size

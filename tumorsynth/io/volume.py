@@ -26,6 +26,7 @@ import SimpleITK as sitk
 
 from tumorsynth.errors import InputError
 from tumorsynth.io.dicom import read_series, series_files
+from tumorsynth.io.nifti import nonfinite_voxels
 from tumorsynth.io.verify import (
     check_image_complete,
     check_nifti_complete,
@@ -105,6 +106,21 @@ def _itk_reason(err: RuntimeError, path: Path) -> str:
     return reason
 
 
+def _with_nonfinite(path: Path, image: sitk.Image) -> sitk.Image:
+    """``image`` with the NaN and infinite voxels of its NIfTI file back where SimpleITK's reader
+    put zeros (:func:`tumorsynth.io.nifti.nonfinite_voxels`)."""
+    found = nonfinite_voxels(path)
+    if found is None:
+        return image
+    array = sitk.GetArrayFromImage(image)
+    if not np.issubdtype(array.dtype, np.floating):
+        return image
+    array.reshape(-1)[found[0]] = found[1]
+    fixed = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    fixed.CopyInformation(image)
+    return fixed
+
+
 def read_image(path: str | Path) -> sitk.Image:
     """Read a 3-D scalar image: a file (NIfTI, NRRD, MHA/MHD) or a DICOM series folder.
 
@@ -124,7 +140,7 @@ def read_image(path: str | Path) -> sitk.Image:
             image = read_series(path)
         else:
             check_nifti_complete(path)
-            image = sitk.ReadImage(str(path))
+            image = _with_nonfinite(path, sitk.ReadImage(str(path)))
     except RuntimeError as err:
         raise InputError(f"{path}: cannot read image ({_itk_reason(err, path)})") from None
     finally:
