@@ -54,7 +54,9 @@ def run_with_file_size_limit(args, limit_bytes: int, **kwargs) -> subprocess.Com
     if sys.platform == "win32":
         pytest.skip("no RLIMIT_FSIZE on Windows")
     command = [sys.executable, "-c", _LIMITED, str(int(limit_bytes)), *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, **kwargs)
+    return subprocess.run(
+        command, capture_output=True, encoding="utf-8", errors="replace", **kwargs
+    )
 
 
 def tumorsynth_command() -> list[str]:

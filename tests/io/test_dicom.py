@@ -3,6 +3,8 @@ instead of being read as evenly spaced."""
 
 from __future__ import annotations
 
+import contextlib
+import locale
 import shutil
 from pathlib import Path
 
@@ -16,9 +18,25 @@ from tumorsynth.io.volume import read_volume
 N_SLICES, STEP_MM = 20, 2.0
 
 
+@contextlib.contextmanager
+def _locale_kept():
+    """GDCM's DICOM writer sets the C locale for the whole process (Python's text files would
+    then default to ASCII in later tests): put it back."""
+    saved = locale.setlocale(locale.LC_ALL)
+    try:
+        yield
+    finally:
+        locale.setlocale(locale.LC_ALL, saved)
+
+
 def write_series(folder: Path, n: int = N_SLICES, step_mm: float = STEP_MM) -> np.ndarray:
     """A CT series of ``n`` axial slices ``step_mm`` apart, one file per slice (``s000.dcm`` at
     z = 0, ...); returns the (X, Y, Z) voxels."""
+    with _locale_kept():
+        return _write_series(folder, n, step_mm)
+
+
+def _write_series(folder: Path, n: int, step_mm: float) -> np.ndarray:
     folder.mkdir(parents=True)
     volume = (np.arange(12 * 16 * n).reshape(12, 16, n) % 300 - 100).astype(np.int16)
     writer = sitk.ImageFileWriter()
@@ -80,6 +98,7 @@ def test_a_duplicate_and_an_uneven_slice_are_refused(tmp_path):
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()
     writer.SetFileName(str(moved))
-    writer.Execute(image)
+    with _locale_kept():
+        writer.Execute(image)
     with pytest.raises(InputError, match="unevenly spaced"):
         read_volume(tmp_path / "uneven")
