@@ -131,8 +131,8 @@ def _clear_own(out: Path) -> None:
             if own is not None:
                 own.unlink(missing_ok=True)
         path.unlink()
-    for name in (f"{STATE}/run.json", "manifest.jsonl", "dataset.json"):
-        (out / name).unlink(missing_ok=True)
+    for name in ("manifest.jsonl", "dataset.json", f"{STATE}/run.json"):  # run.json last: a
+        (out / name).unlink(missing_ok=True)  # crash before it leaves a folder still ours
 
 
 def _has_foreign_dataset(out: Path) -> bool:

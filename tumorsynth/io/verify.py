@@ -51,12 +51,15 @@ _NRRD_BYTES = {
         "uint64_t", "double"),
 }  # fmt: skip
 _ERRNO_TEXT = {
-    errno.ENOSPC: "no space left on the device: the disk is full",
-    errno.EFBIG: "file too large: a file-size limit (ulimit -f) was reached",
-    errno.EROFS: "read-only file system",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
+    getattr(errno, name, None): text
+    for name, text in [
+        ("ENOSPC", "no space left on the device: the disk is full"),
+        ("EFBIG", "file too large: a file-size limit (ulimit -f) was reached"),
+        ("EROFS", "read-only file system"),
+        ("EDQUOT", "disk quota exceeded"),  # not on Windows
+        ("EACCES", "permission denied"),
+        ("EPERM", "operation not permitted"),
+    ]
 }
 _NEARLY_FULL_BYTES = 64 << 20
 
