@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from tumorsynth.cli.options import SEED
 
 
 @click.group()
@@ -25,7 +26,8 @@ def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | 
     if len(hosts) == 1 and hosts[0].endswith(".json") and not masks:
         return dataset_json_sources(hosts[0], organ_label)
     images = expand_paths(hosts, "hosts")
-    sources, _ = pair_sources(images, expand_paths(masks, "host-masks"), organ_label)
+    masks = expand_paths(masks, "host-masks")
+    sources, _ = pair_sources(images, masks, organ_label, ("--hosts", "--host-masks"))
     return sources
 
 
@@ -46,7 +48,7 @@ def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | 
               help="Test tumours per attribute and shell (default: the config's, 10).")  # fmt: skip
 @click.option("--config", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Benchmark settings (JSON/YAML), e.g. the output of tumorsynth fit-stats.")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the test tumours.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the test tumours.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def robustness(models, hosts, host_masks, organ_label, out_dir, cases_per_shell, config, seed,

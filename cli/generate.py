@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from tumorsynth.cli.options import SEED
 
 from tumorsynth.dataset.generate import generate_dataset, parse_shard
 from tumorsynth.dataset.layout import FORMATS
@@ -81,7 +82,7 @@ class _ManyValues(click.Command):
     show_default=True,
     help="Preset (liver, syntumor) or a JSON/YAML config file.",
 )
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Run seed.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Run seed.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes on this machine.")  # fmt: skip
 @click.option("--shard", metavar="K/N", help="Make only part K of N (job arrays); same --out.")
@@ -107,7 +108,8 @@ class _ManyValues(click.Command):
     default="auto",
     show_default=True,
     type=click.Choice(["auto", "int16", "float32"]),
-    help="Image dtype on disk (auto: int16 when the input holds whole HU).",
+    help="Image dtype on disk (auto: int16 when the input holds whole HU that int16 holds; "
+    "int16 refuses NaN and values out of its range).",
 )
 @click.option(
     "--format",
@@ -117,10 +119,12 @@ class _ManyValues(click.Command):
     type=click.Choice(list(FORMATS)),
     help="File format (nrrd and mha keep DICOM geometry exactly; NIfTI to float32).",
 )
-@click.option("--prefix", help="Case id prefix  [default: liver for the phantom, none for files]")
+@click.option("--prefix", help="Case id prefix: letters, digits, _ and -  [default: liver for the "
+              "phantom, none for files]")  # fmt: skip
 @click.option("--preview", is_flag=True, help="Also write previews/<case>.png.")
 @click.option("--strict", is_flag=True, help="Stop at the first failing case.")
-@click.option("--overwrite", is_flag=True, help="Delete a dataset already in --out first.")
+@click.option("--overwrite", is_flag=True,
+              help="Delete the dataset generate made in --out first (only the files it wrote).")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(
     images, masks, dataset_json, organ_label, out_dir, n_per_case, n_cases, config, seed,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from tumorsynth.cli.options import SEED
 
 from tumorsynth.dataset.generate import to_int16
 from tumorsynth.dataset.layout import FORMATS
@@ -15,7 +16,7 @@ from tumorsynth.io.volume import write_volume
 @click.command()
 @click.option("--out", "out_dir", default="phantom", show_default=True,
               type=click.Path(file_okay=False), help="Output folder.")  # fmt: skip
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--seed", default=0, show_default=True, type=SEED,
               help="Phantom (patient) seed.")  # fmt: skip
 @click.option("--spacing", "spacing_mm", default=1.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True), help="Voxel size, mm.")  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,31 @@ def toy_volume(shape=(48, 44, 40), spacing=(1.0, 1.0, 1.0), seed=0):
     organ = (r2 <= 1).astype(np.uint8)
     image = np.where(organ == 1, 100.0, -80.0) + rng.normal(0, 10, shape)
     return image.astype(np.float32), organ
+
+
+# writes past this many bytes per file fail with EFBIG, as they do on a full disk
+_LIMITED = (
+    "import os, resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (n, n)); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def run_with_file_size_limit(args, limit_bytes: int, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``args`` (a program and its arguments) in a process whose writes fail past
+    ``limit_bytes`` per file, as on a full disk: ``RLIMIT_FSIZE`` set and ``SIGXFSZ`` ignored, so
+    that a write returns ``EFBIG`` instead of killing the process. Output is captured as text."""
+    if sys.platform == "win32":
+        pytest.skip("no RLIMIT_FSIZE on Windows")
+    command = [sys.executable, "-c", _LIMITED, str(int(limit_bytes)), *map(str, args)]
+    return subprocess.run(
+        command, capture_output=True, encoding="utf-8", errors="replace", **kwargs
+    )
+
+
+def tumorsynth_command() -> list[str]:
+    """The ``tumorsynth`` console script of this environment, as a command list."""
+    return [sys.executable, "-m", "tumorsynth.cli"]
 
 
 def check_invariants(case, result) -> None:

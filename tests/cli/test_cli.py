@@ -86,10 +86,12 @@ def test_same_command_resumes_other_settings_need_overwrite(dataset):
     assert "already holds a dataset made with other settings (seed)" in str(result.exception)
 
 
-def test_a_folder_with_a_foreign_dataset_needs_overwrite(tmp_path):
+def test_a_folder_with_a_foreign_dataset_is_refused_even_with_overwrite(tmp_path):
     (tmp_path / "dataset.json").write_text("{}")
-    result = CliRunner().invoke(cli, ["generate", "--out", str(tmp_path), *ARGS])
-    assert result.exit_code != 0 and "did not make" in str(result.exception)
+    for extra in ([], ["--overwrite"]):
+        result = CliRunner().invoke(cli, ["generate", "--out", str(tmp_path), *ARGS, *extra])
+        assert result.exit_code != 0 and "did not make" in str(result.exception)
+        assert "--overwrite" not in str(result.exception)
     assert (tmp_path / "dataset.json").read_text() == "{}"
 
 

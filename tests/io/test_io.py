@@ -185,3 +185,14 @@ def test_nifti_truncation_check_accepts_multi_member_gzip(tmp_path):
     half = len(raw) // 2
     (tmp_path / "two.nii.gz").write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]))
     np.testing.assert_array_equal(read_volume(tmp_path / "two.nii.gz").array, _volume())
+
+
+@pytest.mark.parametrize("ext", [".nii.gz", ".nii", ".nrrd", ".mha"])
+def test_nan_and_infinity_survive_a_round_trip(tmp_path, ext):
+    """SimpleITK's NIfTI reader sets them to 0 (nifti1_io): they are read back from the file."""
+    array = _volume().astype(np.float32)
+    array[0, 0, :3] = np.nan
+    array[5, 1, 2], array[23, 19, 11] = np.inf, -np.inf
+    back = read_volume(write_volume(tmp_path / f"v{ext}", array, (1.0, 1.0, 2.0))).array
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, array)  # NaN where NaN, the infinities with their sign

@@ -207,3 +207,19 @@ def test_field_of_view_too_small_for_the_liver():
     fov = np.array([float(v) for v in numbers.split(" x ")])
     shape = tuple(int(n) for n in np.ceil(fov / 2.0))
     assert make_phantom(seed=0, shape=shape, spacing_mm=2.0).organ.any()
+
+
+def test_a_phantom_larger_than_memory_is_refused_before_allocating(capsys):
+    """0.05 mm voxels: 6400 x 6400 x 4800, hundreds of GiB. Refused in one line, at once."""
+    from tumorsynth.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["phantom", "--spacing", "0.05", "--out", "never-written"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: phantom: 0.05 x 0.05 x 0.05 mm")
+    assert "6400 x 6400 x 4800 volume" in err and "GiB of memory" in err
+    need = float(err.split("needs about ")[1].split(" GiB")[0].replace(",", ""))
+    assert need >= 6400 * 6400 * 4800 * 4 / 2**30  # at least its float32 image
+    with pytest.raises(InputError, match="use larger voxels"):
+        make_phantom(seed=0, shape=(4000, 4000, 4000), spacing_mm=0.1)

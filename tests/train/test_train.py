@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -253,3 +254,18 @@ def test_every_network_builds_and_maps_a_patch_to_three_classes(network, extra):
     model = build_network(cfg).train()
     logits = model(torch.rand(1, 1, size, size, size))
     assert logits.shape == (1, 3, size, size, size)
+
+
+def test_a_failed_checkpoint_save_is_one_line_naming_the_file(tmp_path):
+    """Writes fail past 60 kB, as on a full disk: the checkpoint's, not the logs'."""
+    from toy import run_with_file_size_limit, tumorsynth_command
+
+    out = tmp_path / "run"
+    args = [*tumorsynth_command(), "train", "--out", out, "--steps", "2"]
+    done = run_with_file_size_limit([*args, *[a for t in TINY for a in ("--set", t)]], 60_000)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {out / 'checkpoints' / 'last.pt'}: cannot write the checkpoint")
+    assert last.endswith("likely cause: a file-size limit of 60000 bytes is set (ulimit -f)")
+    assert "Traceback" not in done.stderr
+    assert os.listdir(out / "checkpoints") == []

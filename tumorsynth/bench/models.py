@@ -15,8 +15,9 @@ callable, each turned into ``predict(image_hu, spacing_mm) -> labels``.
   ``function(image_hu, spacing_mm)`` with a (X, Y, Z) float32 array in HU and a tuple of 3 mm
   values, returning a (X, Y, Z) label array (NumPy, or a torch tensor).
 
-Labels are 0 background, 1 organ, 2 tumour. A model that raises, returns another shape, NaN or
-non-integer labels stops the run with a :class:`BenchmarkError` naming the model and the case.
+Labels are 0 background, 1 organ, 2 tumour. Each model gets its own copy of each case's CT. A
+model that raises, calls ``sys.exit``, returns another shape, NaN or non-integer labels stops the
+run with a :class:`BenchmarkError` naming the model and the case.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _torchscript(path: Path, cfg: TorchScriptConfig, device: str) -> Predict:
         if cfg.patch_size is not None and cfg.input == "windowed":  # as tumorsynth predict does
             return predict_volume(
                 module, image, patch_size=cfg.patch_size, window_hu=cfg.window_hu, device=device,
-                overlap=cfg.overlap,
+                overlap=cfg.overlap, name=str(path),
             )  # fmt: skip
         x = torch.from_numpy(image)[None, None].to(device)
         if cfg.input == "windowed":
@@ -274,20 +275,26 @@ def run_model(
 ) -> np.ndarray:
     """The model's labels of one case, checked: (X, Y, Z) uint8.
 
+    The model gets its own copy of ``image_hu``: one that changes its input in place changes
+    nothing another model (or the scoring) sees.
+
     Raises
     ------
     BenchmarkError
-        The model raised, or returned another shape, NaN, infinite, negative, non-integer or
-        too large labels; the message names the model and ``where`` (the case).
+        The model raised, called ``sys.exit``, or returned another shape, NaN, infinite,
+        negative, non-integer or too large labels; the message names the model and ``where``
+        (the case).
     """
 
     def fail(what: str) -> BenchmarkError:
         return BenchmarkError(f"model {model.name!r} ({model.source}) {what} on {where}")
 
     try:
-        out = _to_numpy(model.predict(image_hu, spacing_mm))
+        out = _to_numpy(model.predict(np.array(image_hu, copy=True), spacing_mm))
     except BenchmarkError:
         raise
+    except SystemExit as err:  # the benchmark stops, saying who stopped it
+        raise fail(f"called sys.exit({err.code!r})") from None
     except Exception as err:
         raise fail(f"raised {type(err).__name__}: {err}") from err
     if out.shape != image_hu.shape:

@@ -4,6 +4,7 @@ in worker processes (:func:`init_worker`, :func:`pool_job`)."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ from tumorsynth.dataset import layout
 from tumorsynth.dataset.sources import LoadedSource, Source, load_source
 from tumorsynth.engine.config import SynthConfig
 from tumorsynth.engine.pipeline import synthesize
-from tumorsynth.errors import TumorSynthError
+from tumorsynth.errors import InputError, TumorSynthError
 from tumorsynth.io.volume import write_volume
 
 __all__ = [
+    "INT16_RANGE",
     "Job",
     "Result",
     "Spec",
@@ -39,9 +41,34 @@ class Job:
     seed: int
 
 
-def to_int16(image: np.ndarray) -> np.ndarray:
-    """Round HU to the nearest integer and store as int16, as CT is usually stored."""
-    return np.clip(np.rint(image), -32768, 32767).astype(np.int16)
+INT16_RANGE = (-32768, 32767)
+
+
+def to_int16(image: np.ndarray, source: str = "image") -> np.ndarray:
+    """Round HU to the nearest integer and store as int16, as CT is usually stored.
+
+    Raises
+    ------
+    InputError
+        NaN or infinite values, or values outside int16's range once rounded (they would become
+        0 or be clipped); the message names ``source`` and counts them.
+    """
+    rounded = np.rint(image)
+    n_bad = int(rounded.size - np.count_nonzero(np.isfinite(rounded)))
+    if n_bad:
+        raise InputError(
+            f"{source}: {n_bad} NaN or infinite voxels cannot be stored as int16; write float32 "
+            "(--dtype float32 or auto)"
+        )
+    lo, hi = INT16_RANGE
+    if rounded.size and (rounded.min() < lo or rounded.max() > hi):
+        n_out = int(np.count_nonzero((rounded < lo) | (rounded > hi)))
+        raise InputError(
+            f"{source}: {n_out} voxels outside int16's range ({lo} to {hi}; the image spans "
+            f"{float(rounded.min()):g} to {float(rounded.max()):g}) cannot be stored as int16; "
+            "write float32 (--dtype float32 or auto)"
+        )
+    return rounded.astype(np.int16)
 
 
 @dataclass(frozen=True)
@@ -92,30 +119,41 @@ def _host(array: Any) -> np.ndarray:
     return array.get() if hasattr(array, "get") else np.asarray(array)  # CuPy -> NumPy
 
 
+def _write_case(spec: Spec, job: Job, src: LoadedSource, result: Any, written: list) -> str:
+    """Write the case's image, label and preview (each checked), noting each file in
+    ``written`` as it lands; returns the image dtype."""
+    case = src.case
+    dtype = spec.dtype if spec.dtype != "auto" else ("int16" if src.integral else "float32")
+    image = _host(result.image)
+    source = spec.sources[job.source].describe()
+    image = to_int16(image, source) if dtype == "int16" else image.astype(np.float32, copy=False)
+    label = _host(result.label)
+    paths = layout.case_paths(spec.out, job.case_id, spec.fmt)
+    geometry = (case.spacing_mm, case.origin_mm, case.direction)
+    written.append(write_volume(paths.image, image, *geometry))
+    written.append(write_volume(paths.label, label, *geometry))
+    if spec.preview:
+        from tumorsynth.dataset.preview import write_preview
+
+        written.append(write_preview(paths.preview, image, label, case.spacing_mm, case.direction))
+    return dtype
+
+
 def make_case(spec: Spec, job: Job) -> Result:
-    """Synthesise one case and write its image, label, preview and (last) record."""
+    """Synthesise one case and write its image, label, preview and (last) record, which notes
+    the files' sizes. A case that fails leaves none of its files and no record."""
     from tumorsynth.version import __version__
 
+    written: list[Path] = []
     try:
-        src = _loaded(spec, job.source)
-        case = src.case
-        result = synthesize(case, config=spec.config, seed=job.seed, device=spec.device)
-        dtype = spec.dtype if spec.dtype != "auto" else ("int16" if src.integral else "float32")
-        image = _host(result.image)
-        image = to_int16(image) if dtype == "int16" else image.astype(np.float32, copy=False)
-        label = _host(result.label)
         paths = layout.case_paths(spec.out, job.case_id, spec.fmt)
-        geometry = (case.spacing_mm, case.origin_mm, case.direction)
-        write_volume(paths.image, image, *geometry)
-        write_volume(paths.label, label, *geometry)
-        if spec.preview:
-            from tumorsynth.dataset.preview import write_preview
-
-            write_preview(paths.preview, image, label, case.spacing_mm, case.direction)
+        paths.record.unlink(missing_ok=True)  # a stale record: this case is being made again
+        src = _loaded(spec, job.source)
+        result = synthesize(src.case, config=spec.config, seed=job.seed, device=spec.device)
+        dtype = _write_case(spec, job, src, result, written)
         record = {
             "case_id": job.case_id,
-            "image": paths.image.relative_to(spec.out).as_posix(),
-            "label": paths.label.relative_to(spec.out).as_posix(),
+            **layout.record_files(spec.out, paths, spec.preview),
             "source": src.record,
             "seed": job.seed,
             "dtype": dtype,
@@ -127,16 +165,22 @@ def make_case(spec: Spec, job: Job) -> Result:
         }
         layout.write_record(paths, record)
         return Result(job.case_id, len(result.params.lesions), src.notes)
-    except TumorSynthError as err:
-        return Result(job.case_id, error=str(err))
-    except OSError as err:
+    except Exception as err:
+        for path in written:
+            with contextlib.suppress(OSError):
+                Path(path).unlink(missing_ok=True)
+        return Result(job.case_id, error=_error_line(spec, job, err))
+
+
+def _error_line(spec: Spec, job: Job, err: Exception) -> str:
+    if isinstance(err, TumorSynthError):
+        return str(err)
+    if isinstance(err, OSError):
         where = err.filename or spec.out
-        return Result(job.case_id, error=f"{where}: cannot write ({err.strerror or err})")
-    except Exception as err:  # a bug or an exotic input: report it with the case, go on
-        source = spec.sources[job.source].describe()
-        return Result(
-            job.case_id, error=f"{source}: case {job.case_id}: {type(err).__name__}: {err}"
-        )
+        return f"{where}: cannot write ({err.strerror or err})"
+    # a bug or an exotic input: report it with the case, go on
+    source = spec.sources[job.source].describe()
+    return f"{source}: case {job.case_id}: {type(err).__name__}: {err}"
 
 
 def init_worker(spec: Spec, threads: int) -> None:

@@ -37,6 +37,7 @@ from tumorsynth.dataset.casework import (
 )
 from tumorsynth.dataset.sources import Source, phantom_sources
 from tumorsynth.engine.config import SynthConfig, load_config
+from tumorsynth.engine.rng import check_seed
 from tumorsynth.errors import InputError, TumorSynthError
 
 __all__ = [
@@ -125,7 +126,17 @@ def plan_jobs(
 
     For phantoms, case ``i`` of ``n_cases`` (id ``{prefix}_{i:04d}``) uses phantom ``i % len``; for
     files, each source gives ``n_per_case`` cases ``{prefix_}{name}_{k:03d}``.
+
+    Raises
+    ------
+    InputError
+        A prefix or source name that is not a plain name (letters, digits, ``_``, ``-``): case
+        ids name files, and must not lead out of the dataset folder.
     """
+    if prefix is not None:
+        layout.check_plain_name(prefix, "--prefix")
+    for source in sources:
+        layout.check_plain_name(source.name, f"{source.describe()}: source name")
     if all(s.is_phantom for s in sources) and n_cases is not None:
         pre = prefix or "liver"
         return [
@@ -194,7 +205,9 @@ def generate_dataset(
     ----------
     out_dir : str or Path
         Dataset folder (created), e.g. ``Dataset501_SynthLiver``. A folder holding a run with the
-        same settings is resumed: finished cases are skipped.
+        same settings is resumed: finished cases (a record, and files of the sizes it notes) are
+        skipped. Runs with the same settings (shards) may share it at the same time; a run with
+        other settings is refused while another is active. No input may lie inside it.
     n_cases : int, optional
         Phantom only: number of cases (default 10), ids ``{prefix}_{i:04d}``.
     sources : sequence of Source, optional
@@ -204,17 +217,21 @@ def generate_dataset(
     config : str, path, dict or SynthConfig
         Synthesis config (preset name, file, dict).
     seed : int
-        Run seed; each case's seed is :func:`case_seed` of it and the case's identity.
+        Run seed, 0 to 2**63 - 1; each case's seed is :func:`case_seed` of it and the case's
+        identity.
     n_phantoms : int
         Distinct phantom anatomies (seeds 0..n-1), used in turn.
     spacing_mm : float or tuple of float
         Phantom voxel size, mm.
     dtype : {"auto", "int16", "float32"}
-        Image dtype on disk; ``auto``: int16 when the source holds whole HU, else float32.
+        Image dtype on disk; ``auto``: int16 when the source holds whole HU in int16's range, else
+        float32. ``int16`` refuses NaN, infinite and out-of-range values (never zeroes or clips
+        them).
     fmt : {"nii.gz", "nrrd", "mha"}
         File format (NIfTI keeps the geometry to float32 precision, NRRD and MHA exactly).
     prefix : str, optional
-        Case id prefix (phantom default ``liver``; files default none).
+        Case id prefix (phantom default ``liver``; files default none): letters, digits, ``_``
+        and ``-`` only.
     workers : int
         Processes on this machine.
     shard : "K/N" or (K, N), optional
@@ -227,7 +244,9 @@ def generate_dataset(
     strict : bool
         Stop at the first failing case (raise); by default failures are reported and skipped.
     overwrite : bool
-        Delete a dataset already in ``out_dir`` first.
+        Delete a dataset that ``generate`` made in ``out_dir`` first: the files its records
+        list, its state, ``manifest.jsonl`` and ``dataset.json``, nothing else. Refused while
+        another run is active; a dataset ``generate`` did not make is never deleted.
     progress : bool
         Show a progress bar (cases/s, ETA).
 
@@ -238,8 +257,9 @@ def generate_dataset(
     Raises
     ------
     InputError, ConfigError
-        Bad options, an output folder that cannot be written or that holds another dataset, an
-        unknown device; with ``strict``, the first failing case.
+        Bad options (a seed or prefix), an input inside the output folder, an output folder that
+        cannot be written, that holds another dataset or that another run with other settings
+        is writing into, an unknown device; with ``strict``, the first failing case.
 
     Examples
     --------
@@ -256,6 +276,7 @@ def generate_dataset(
         raise InputError(f"format must be one of {', '.join(layout.FORMATS)}, got {fmt!r}")
     if workers < 1 or n_per_case < 1 or n_phantoms < 1 or (n_cases is not None and n_cases < 1):
         raise InputError("workers, n_cases, n_per_case and n_phantoms must be at least 1")
+    seed = check_seed(seed, "--seed")
     shard = parse_shard(shard) if isinstance(shard, str) or shard is None else tuple(shard)
     if shard is not None and overwrite:
         raise InputError("--overwrite cannot be combined with --shard (it would delete the others)")
@@ -273,17 +294,47 @@ def generate_dataset(
     if shard is not None:
         jobs = [j for i, j in enumerate(jobs) if i % shard[1] == shard[0] - 1]
     out = Path(out_dir).absolute()
-    layout.prepare(out, _settings(cfg, sources, seed, dtype, fmt, prefix), overwrite=overwrite)
-
-    pending = [
-        j
-        for j in jobs
-        if not layout.is_done(
-            layout.case_paths(out, j.case_id, fmt), j.seed, sources[j.source].name, preview
-        )
-    ]
-    pending.sort(key=lambda j: (j.source, j.k, j.case_id))  # one source after the other
+    _check_inputs_outside(out, sources)
     spec = Spec(out, sources, cfg, dtype, fmt, device, preview)
+    settings = _settings(cfg, sources, seed, dtype, fmt, prefix)
+    with layout.open_run(out, settings, overwrite=overwrite):
+        return _generate(spec, jobs, seed, workers, strict, progress, start)
+
+
+def _check_inputs_outside(out: Path, sources: Sequence[Source]) -> None:
+    """Refuse inputs inside the output folder: ``overwrite`` and the files a run writes must
+    never touch them."""
+    root = out.resolve()
+    for source in sources:
+        for entry in (source.image, source.mask):
+            if entry is None:
+                continue
+            path = Path(entry).resolve()
+            if path == root or root in path.parents:
+                raise InputError(
+                    f"{entry}: an input lies inside the output folder {out}; choose another --out"
+                )
+
+
+def _done(spec: Spec, job: Job) -> bool:
+    paths = layout.case_paths(spec.out, job.case_id, spec.fmt)
+    return layout.is_done(paths, job.seed, spec.sources[job.source].name, spec.preview)
+
+
+def _generate(
+    spec: Spec,
+    jobs: list[Job],
+    seed: int,
+    workers: int,
+    strict: bool,
+    progress: bool,
+    start: float,
+) -> GenerateSummary:
+    """Make the cases of ``jobs`` that are not done yet, then rebuild the manifest and
+    ``dataset.json`` from every finished case."""
+    out, sources = spec.out, spec.sources
+    pending = [j for j in jobs if not _done(spec, j)]
+    pending.sort(key=lambda j: (j.source, j.k, j.case_id))  # one source after the other
     clear_cache()  # files may have changed since an earlier run in this process
     state = _Progress(len(pending), progress, strict, start)
     try:
@@ -293,15 +344,16 @@ def generate_dataset(
         from tumorsynth.version import __version__
 
         what = "the built-in phantom" if phantom else f"{len(sources)} CT volumes"
+        name = spec.config.name
         n_total = layout.finalize(
             out,
             {
                 "name": out.name,
                 "description": f"Synthetic liver tumours made by tumorsynth {__version__} "
-                f"(config {cfg.name}, seed {seed}) on {what}.",
-                "tumorsynth": {"version": __version__, "config": cfg.name, "seed": seed},
+                f"(config {name}, seed {seed}) on {what}.",
+                "tumorsynth": {"version": __version__, "config": name, "seed": seed},
             },
-            fmt,
+            spec.fmt,
         )
         state.close()
     if strict and state.failures:

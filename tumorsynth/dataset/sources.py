@@ -161,10 +161,21 @@ def case_name(path: str | Path, strip_channel: bool = True) -> str:
 
 
 def pair_sources(
-    images: Sequence[Path], masks: Sequence[Path], organ_label: int | None = None
+    images: Sequence[Path],
+    masks: Sequence[Path],
+    organ_label: int | None = None,
+    options: tuple[str, str] = ("--images", "--masks"),
 ) -> tuple[list[Source], str]:
     """Pair CTs with their masks: by name when every image has a mask of the same name (as in
     ``imagesTr/x_0000.nii.gz`` and ``labelsTr/x.nii.gz``), else in order.
+
+    Parameters
+    ----------
+    images, masks : sequence of Path
+    organ_label : int, optional
+        The organ's value in label-map masks.
+    options : tuple of 2 str
+        How the command names its image and mask options, for the messages.
 
     Returns
     -------
@@ -180,7 +191,9 @@ def pair_sources(
     if not images:
         raise InputError("no input images")
     if not masks:
-        raise InputError("--images needs --masks: one organ mask (or label map) per image")
+        raise InputError(
+            f"{options[0]} needs {options[1]}: one organ mask (or label map) per image"
+        )
     names = case_names(images, strip_channel=True)
     mask_names = case_names(masks, strip_channel=False)
     by_name = dict(zip(mask_names, masks, strict=True))
@@ -201,7 +214,8 @@ def pair_sources(
 
 
 def _organ_label_from(labels: Any, where: Path) -> int:
-    """The liver's value in an nnU-Net (name -> value) or MSD (value -> name) label table."""
+    """The liver's value in an nnU-Net (name -> value) or MSD (value -> name) label table; a
+    table without ``liver`` is refused (its one foreground label may be another organ)."""
     table: dict[str, int] = {}
     if isinstance(labels, dict):
         for key, value in labels.items():
@@ -211,9 +225,12 @@ def _organ_label_from(labels: Any, where: Path) -> int:
                 table[value.lower()] = int(key)
     if "liver" in table:
         return table["liver"]
-    foreground = {k: v for k, v in table.items() if v != 0}
-    if len(foreground) == 1:
-        return next(iter(foreground.values()))
+    if table:
+        named = ", ".join(f"{k} = {v}" for k, v in sorted(table.items(), key=lambda x: x[1]))
+        raise InputError(
+            f"{where}: its labels ({named}) have no 'liver'; pass the organ's value with "
+            "--organ-label"
+        )
     raise InputError(
         f"{where}: cannot tell the organ's label from its labels {labels!r}; pass --organ-label"
     )
@@ -231,14 +248,16 @@ def _resolve(base: Path, entry: Any, where: Path) -> Path:
 def dataset_json_sources(path: str | Path, organ_label: int | None = None) -> list[Source]:
     """Sources listed by an MSD (``training`` list) or nnU-Net v2 ``dataset.json``.
 
-    The organ is ``organ_label`` if given, else the label named ``liver`` (or the only foreground
-    label) in the file's ``labels``. nnU-Net v2 datasets without an explicit list are read from
-    ``imagesTr/*_0000{file_ending}`` and ``labelsTr/*{file_ending}``.
+    The organ is ``organ_label`` if given, else the label named ``liver`` in the file's
+    ``labels`` (a file without one is refused: its labels name other organs). nnU-Net v2
+    datasets without an explicit list are read from ``imagesTr/*_0000{file_ending}`` and
+    ``labelsTr/*{file_ending}``.
 
     Raises
     ------
     InputError
-        Missing or malformed file, or a listed file that does not exist.
+        Missing or malformed file, no ``liver`` label (without ``organ_label``), or a listed
+        file that does not exist.
     """
     path = Path(path).absolute()
     try:

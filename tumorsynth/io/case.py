@@ -32,7 +32,7 @@ class LoadedCase:
         What was done to the inputs (e.g. the mask resampled onto the CT grid).
     integral : bool
         Whether every image voxel is a whole number in the int16 range (so int16 output loses
-        nothing).
+        nothing); NaN or infinite voxels (outside the organ) make it false, with a note.
     """
 
     case: Case
@@ -156,6 +156,7 @@ def read_case(
     mask = read_image(mask_path)
     organ, note = _align(_binary_organ(mask, organ_label, mask_path), ct, mask_path, image_path)
     array = to_array(ct)
+    notes = [note] if note else []
     if np.issubdtype(array.dtype, np.integer):
         integral = bool(array.min() >= -32768 and array.max() <= 32767) if array.size else True
     else:
@@ -164,6 +165,11 @@ def read_case(
             finite.size == array.size
             and (finite.size == 0 or (np.abs(finite).max() <= 32767 and (finite % 1 == 0).all()))
         )
+        if finite.size < array.size:  # inside the organ they are an error (as_case)
+            notes.append(
+                f"{image_path}: {array.size - finite.size} NaN or infinite voxels outside the "
+                "organ, kept as they are (int16 cannot hold them: --dtype auto writes float32)"
+            )
     checked = as_case(
         array.astype(np.float32, copy=False), organ, ct.GetSpacing(), source=str(image_path)
     )
@@ -173,7 +179,7 @@ def read_case(
         direction=direction,
     )  # fmt: skip
     case.__dict__["organ_stats"] = checked.organ_stats  # already measured by as_case
-    return LoadedCase(case, (note,) if note else (), integral)
+    return LoadedCase(case, tuple(notes), integral)
 
 
 def read_pair(

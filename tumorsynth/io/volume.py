@@ -5,19 +5,18 @@ Reads NIfTI (``.nii``, ``.nii.gz``), NRRD, MetaImage (``.mha``, ``.mhd``) and DI
 here and (Z, Y, X) in SimpleITK: the transpose happens in this module and nowhere else. Geometry is
 SimpleITK's: origin and spacing in mm, a row-major 3 x 3 direction matrix in the LPS world.
 
-Every file is written under a temporary name in its destination folder and renamed when complete,
-so a crash never leaves a half-written file under the final name.
+Every file is written under a temporary name in its destination folder, checked, and renamed when
+complete, so a crash, a full disk or a file-size limit never leaves a half-written file under the
+final name (:mod:`tumorsynth.io.verify`); DICOM series are checked for missing slices
+(:mod:`tumorsynth.io.dicom`).
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import re
 import socket
-import struct
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from tumorsynth.errors import InputError
+from tumorsynth.io.dicom import read_series, series_files
+from tumorsynth.io.nifti import nonfinite_voxels
+from tumorsynth.io.verify import (
+    check_image_complete,
+    check_nifti_complete,
+    describe_os_error,
+    write_failure_cause,
+)
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -99,77 +106,19 @@ def _itk_reason(err: RuntimeError, path: Path) -> str:
     return reason
 
 
-def _nifti_data_bytes(header: bytes) -> int | None:
-    """vox_offset + voxel bytes promised by a NIfTI-1 or NIfTI-2 header, or None if not NIfTI."""
-    for endian in "<>":
-        size = struct.unpack(endian + "i", header[:4])[0] if len(header) >= 4 else 0
-        if size == 348 and len(header) >= 348:
-            dim = struct.unpack(endian + "8h", header[40:56])
-            bitpix = struct.unpack(endian + "h", header[72:74])[0]
-            offset = max(int(struct.unpack(endian + "f", header[108:112])[0]), 352)
-            break
-        if size == 540 and len(header) >= 540:
-            dim = struct.unpack(endian + "8q", header[16:80])
-            bitpix = struct.unpack(endian + "h", header[14:16])[0]
-            offset = max(struct.unpack(endian + "q", header[168:176])[0], 544)
-            break
-    else:
-        return None
-    ndim = min(max(int(dim[0]), 0), 7)
-    n_voxels = int(np.prod([max(int(n), 1) for n in dim[1 : ndim + 1]], dtype=np.int64))
-    return int(offset) + n_voxels * int(bitpix) // 8
-
-
-def _check_nifti_complete(path: Path) -> None:
-    """SimpleITK reads a truncated NIfTI without complaint (the missing voxels come back as 0):
-    compare the data the header promises with what the file holds."""
-    suffix = image_suffix(path)
-    if suffix not in (".nii", ".nii.gz"):
-        return
-    gz = suffix == ".nii.gz"
-    try:
-        with gzip.open(path, "rb") if gz else open(path, "rb") as f:
-            need = _nifti_data_bytes(f.read(544))
-    except (OSError, EOFError, zlib.error):
-        return  # SimpleITK's own error names the problem better
-    if need is None:
-        return
-    if not gz:
-        have = path.stat().st_size
-    else:
-        with open(path, "rb") as f:
-            f.seek(-4, os.SEEK_END)
-            if int.from_bytes(f.read(4), "little") == need % 2**32:
-                return  # the gzip trailer records the full length (one gzip member)
-        have = 0
-        try:
-            with gzip.open(path, "rb") as f:
-                while chunk := f.read(1 << 22):
-                    have += len(chunk)
-        except (OSError, EOFError, zlib.error):
-            raise InputError(
-                f"{path}: truncated or corrupt (its gzip stream ends early; the NIfTI header "
-                f"promises {need} bytes)"
-            ) from None
-    if have < need:
-        raise InputError(
-            f"{path}: truncated NIfTI (the header promises {need} bytes, the file holds {have})"
-        )
-
-
-def _dicom_files(folder: Path) -> list[str]:
-    reader = sitk.ImageSeriesReader
-    try:
-        series = reader.GetGDCMSeriesIDs(str(folder))
-    except RuntimeError:
-        series = ()
-    if not series:
-        raise InputError(f"{folder}: a folder, but no DICOM series in it")
-    if len(series) > 1:
-        raise InputError(
-            f"{folder}: holds {len(series)} DICOM series; put each series in its own folder"
-        )
-    return list(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+def _with_nonfinite(path: Path, image: sitk.Image) -> sitk.Image:
+    """``image`` with the NaN and infinite voxels of its NIfTI file back where SimpleITK's reader
+    put zeros (:func:`tumorsynth.io.nifti.nonfinite_voxels`)."""
+    found = nonfinite_voxels(path)
+    if found is None:
+        return image
+    array = sitk.GetArrayFromImage(image)
+    if not np.issubdtype(array.dtype, np.floating):
+        return image
+    array.reshape(-1)[found[0]] = found[1]
+    fixed = sitk.GetImageFromArray(array, isVector=image.GetNumberOfComponentsPerPixel() > 1)
+    fixed.CopyInformation(image)
+    return fixed
 
 
 def read_image(path: str | Path) -> sitk.Image:
@@ -188,12 +137,10 @@ def read_image(path: str | Path) -> sitk.Image:
     sitk.ProcessObject.SetGlobalWarningDisplay(False)  # errors are raised; ITK warnings are noise
     try:
         if path.is_dir():
-            reader = sitk.ImageSeriesReader()
-            reader.SetFileNames(_dicom_files(path))
-            image = reader.Execute()
+            image = read_series(path)
         else:
-            _check_nifti_complete(path)
-            image = sitk.ReadImage(str(path))
+            check_nifti_complete(path)
+            image = _with_nonfinite(path, sitk.ReadImage(str(path)))
     except RuntimeError as err:
         raise InputError(f"{path}: cannot read image ({_itk_reason(err, path)})") from None
     finally:
@@ -247,7 +194,7 @@ def source_sha256(path: str | Path) -> str:
 
     if not path.is_dir():
         return digest(path)
-    listing = "".join(f"{digest(Path(f))}  {Path(f).name}\n" for f in _dicom_files(path))
+    listing = "".join(f"{digest(Path(f))}  {Path(f).name}\n" for f in series_files(path))
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
@@ -299,23 +246,49 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     return removed
 
 
-def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary sibling of ``path`` (:func:`atomic_path`), then rename it
-    to ``path``: readers see the old file or the whole new one, never half of it, and a failed
-    write leaves nothing behind."""
+def write_atomic(
+    path: str | Path,
+    write: Callable[[Path], object],
+    verify: Callable[[Path], None] | None = None,
+) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling of ``path`` (:func:`atomic_path`), check it with
+    ``verify(tmp)`` (which raises when the file is incomplete), then rename it to ``path``:
+    readers see the old file or the whole new one, never half of it, and a failed write leaves
+    nothing behind.
+
+    Raises
+    ------
+    InputError
+        The write failed (a full disk, a file-size limit, a read-only file system, ...): one line
+        naming ``path`` and the cause.
+    """
     path = Path(path)
     tmp = atomic_path(path)
     try:
         write(tmp)
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        raise InputError(f"{path}: cannot write ({describe_os_error(err)})") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    return write_atomic(path, lambda tmp: tmp.write_text(text))
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename; a short write
+    raises :class:`~tumorsynth.errors.InputError` (see :func:`write_atomic`)."""
+    data = text.encode()
+
+    def verify(tmp: Path) -> None:
+        if tmp.stat().st_size != len(data):
+            raise InputError(
+                f"{path}: the write was cut short ({tmp.stat().st_size} of {len(data)} bytes); "
+                f"likely cause: {write_failure_cause(tmp.parent)}"
+            )
+
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data), verify)
 
 
 def write_volume(
@@ -349,12 +322,24 @@ def write_volume(
     Path
         The written file.
 
+    Raises
+    ------
+    InputError
+        The write failed or was cut short (checked before the file is renamed into place; see
+        :func:`tumorsynth.io.verify.check_image_complete`), or a format with a detached header
+        (``.mhd``, ``.nhdr``).
+
     Notes
     -----
     NIfTI stores the geometry in float32: origins and spacings read from DICOM come back to within
     about 1e-6 mm. NRRD and MHA keep the doubles exactly.
     """
     path = Path(path)
+    if path.name.lower().endswith((".mhd", ".nhdr")):
+        raise InputError(
+            f"{path}: a header with its voxels in another file cannot be written atomically; "
+            "write .mha or .nrrd (one file) instead"
+        )
     direction = tuple(RAS_DIRECTION if direction is None else direction)
     if origin_mm is None:
         origin_mm = centred_origin(array.shape, spacing_mm, direction)
@@ -362,15 +347,17 @@ def write_volume(
     image.SetSpacing(tuple(float(s) for s in spacing_mm))
     image.SetOrigin(tuple(float(o) for o in origin_mm))
     image.SetDirection(direction)
-    tmp = atomic_path(path)
-    try:
-        sitk.WriteImage(image, str(tmp), compress, 1)
-        os.replace(tmp, path)
-    except RuntimeError as err:
-        raise InputError(f"{path}: cannot write image ({_itk_reason(err, tmp)})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    def write(tmp: Path) -> None:
+        try:
+            sitk.WriteImage(image, str(tmp), compress, 1)
+        except RuntimeError as err:
+            raise InputError(
+                f"{path}: cannot write the image ({_itk_reason(err, tmp)}); likely cause: "
+                f"{write_failure_cause(tmp.parent)}"
+            ) from None
+
+    return write_atomic(path, write, lambda tmp: check_image_complete(tmp, path))
 
 
 def _place(image: sitk.Image, spacing_mm: Sequence[float]) -> sitk.Image:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -21,6 +22,32 @@ DEFAULT_FOV_MM = (320.0, 320.0, 240.0)
 LIVER_MARGIN_MM = 5.0
 
 _RAS_LPS = (-1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)  # array axes R, A, S in LPS world space
+#: Peak memory of :func:`make_phantom` per voxel, bytes (measured: 11.2 at 1 mm, 11.0 at 1.5 mm).
+PEAK_BYTES_PER_VOXEL = 12
+
+
+def _memory_bytes() -> int | None:
+    """This machine's physical memory, bytes (None where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_memory(shape: tuple[int, int, int], spacing: tuple[float, float, float]) -> None:
+    """Refuse, before allocating anything, a phantom larger than this machine's memory."""
+    n_voxels = int(np.prod(shape, dtype=np.float64))
+    need = n_voxels * PEAK_BYTES_PER_VOXEL
+    have = _memory_bytes()
+    if have is None or need <= have:
+        return
+    size = " x ".join(str(n) for n in shape)
+    voxel = " x ".join(f"{s:g}" for s in spacing)
+    raise InputError(
+        f"phantom: {voxel} mm voxels make a {size} volume ({n_voxels / 1e9:.3g} G voxels), "
+        f"which needs about {need / 2**30:,.0f} GiB of memory; this machine has "
+        f"{have / 2**30:,.0f} GiB: use larger voxels (--spacing) or a smaller shape"
+    )
 
 
 def _check_args(seed, shape, spacing_mm):
@@ -42,7 +69,9 @@ def _check_args(seed, shape, spacing_mm):
     if not ok or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
                          for n in shape):  # fmt: skip
         raise InputError(f"phantom: shape must be 3 positive integers (X, Y, Z), got {shape!r}")
-    return int(seed), tuple(int(n) for n in shape), spacing
+    shape = tuple(int(n) for n in shape)
+    _check_memory(shape, spacing)
+    return seed, shape, spacing
 
 
 def make_phantom(
@@ -75,8 +104,10 @@ def make_phantom(
     Raises
     ------
     InputError
-        If the seed is not a non-negative integer, the spacing is not positive, the shape is not 3
-        positive integers, or the field of view does not contain the whole liver with a margin.
+        If the seed is not a whole number from 0 to 2**63 - 1, the spacing is not positive, the
+        shape is not 3 positive integers, the volume would need more memory than this machine
+        has (checked before anything is allocated), or the field of view does not contain the
+        whole liver with a margin.
     """
     seed, shape, spacing = _check_args(seed, shape, spacing_mm)
     patient = draw_patient(seed)

@@ -48,10 +48,18 @@ def predict_volume(
     overlap: float = 0.5,
     sw_batch_size: int = 4,
     amp: bool = False,
+    name: str = "the network",
 ) -> torch.Tensor:
     """Labels (0 background, 1 organ, 2 tumour) of one (X, Y, Z) CT in HU, as it is (no
     resampling), by sliding windows of ``patch_size`` with Gaussian blending: a (X, Y, Z) uint8
-    tensor on the CPU. ``amp``: bfloat16 autocast on CUDA."""
+    tensor on the CPU. ``amp``: bfloat16 autocast on CUDA.
+
+    Raises
+    ------
+    InputError
+        The network's output holds NaN or infinite values (whose argmax would be a label map of
+        zeros); the message starts with ``name``.
+    """
     from monai.inferers import sliding_window_inference
 
     x = window(torch.as_tensor(image_hu)[None, None].to(device), tuple(window_hu))
@@ -59,6 +67,12 @@ def predict_volume(
     with torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext():
         logits = sliding_window_inference(
             x, tuple(patch_size), sw_batch_size, model, overlap=overlap, mode="gaussian"
+        )
+    n_bad = int((~torch.isfinite(logits)).sum())
+    if n_bad:
+        raise InputError(
+            f"{name}: {n_bad} of its {logits.numel()} output values are NaN or infinite; its "
+            "weights or its input are broken (no labels written)"
         )
     return logits.argmax(1)[0].to(torch.uint8).cpu()
 
@@ -98,6 +112,8 @@ class Predictor:
     sw_batch_size : int
     amp : bool
         bfloat16 autocast on CUDA.
+    name : str
+        How messages name the model (its checkpoint).
     """
 
     model: torch.nn.Module
@@ -108,6 +124,7 @@ class Predictor:
     overlap: float = 0.5
     sw_batch_size: int = 4
     amp: bool = True
+    name: str = "the network"
 
     @classmethod
     def from_checkpoint(
@@ -146,6 +163,7 @@ class Predictor:
             device=torch.device(device),
             overlap=overlap,
             sw_batch_size=sw_batch_size,
+            name=str(path),
         )
 
     def __call__(self, image_hu: np.ndarray, spacing_mm: Sequence[float]) -> np.ndarray:
@@ -161,7 +179,7 @@ class Predictor:
         labels = predict_volume(
             self.model, work, patch_size=self.patch_size, window_hu=self.window_hu,
             device=self.device, overlap=self.overlap, sw_batch_size=self.sw_batch_size,
-            amp=self.amp and self.device.type == "cuda",
+            amp=self.amp and self.device.type == "cuda", name=self.name,
         ).numpy()  # fmt: skip
         if target is not None:
             labels = resample_to_spacing(labels, target, spacing, shape=image.shape)
@@ -172,6 +190,23 @@ def _output_names(paths: Sequence[Path]) -> list[str]:
     from tumorsynth.dataset.sources import case_names
 
     return [f"{name}.nii.gz" for name in case_names(paths, strip_channel=True)]
+
+
+def _check_inputs_kept(inputs: Sequence[Path], targets: Sequence[Path]) -> None:
+    """Refuse a label map that would replace an input CT, or land in a DICOM series folder."""
+    files = {p.resolve(): p for p in inputs if not p.is_dir()}
+    folders = {p.resolve(): p for p in inputs if p.is_dir()}
+    for target in targets:
+        where = target.resolve()
+        if where in files:
+            raise InputError(
+                f"{target}: would replace the input CT {files[where]}; choose another --out"
+            )
+        if where.parent in folders:
+            raise InputError(
+                f"{target}: would be written into the input DICOM series {folders[where.parent]}; "
+                "choose another --out"
+            )
 
 
 def predict_files(
@@ -203,6 +238,7 @@ def predict_files(
         Organ-restricted post-processing (:func:`keep_largest_organ`).
     overwrite : bool
         Replace label maps that exist (else they are an error, before anything is computed).
+        An input CT is never replaced (an error, whatever ``overwrite``).
 
     Returns
     -------
@@ -216,6 +252,7 @@ def predict_files(
         raise InputError("predict: no input CT")
     out_dir = Path(out_dir)
     targets = [out_dir / name for name in _output_names(paths)]
+    _check_inputs_kept(paths, targets)
     taken = [str(t) for t in targets if t.exists()]
     if taken and not overwrite:
         raise InputError(f"{taken[0]} exists ({len(taken)} outputs do): pass --overwrite")
