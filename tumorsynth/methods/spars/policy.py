@@ -1,0 +1,62 @@
+r"""The agents' policy: stable-baselines3's ``MultiInputPolicy`` on a small 3-D CNN.
+
+:class:`WindowExtractor` turns the learner's observation (its window ``crop`` and cursor ``pos``)
+into ``features_dim`` features: two stride-2 3-D convolutions with ReLU, average pooling to
+2 x 2 x 2 cells (which side of the window holds what), then the cursor (and, with
+``obs_scores``, what each move would gain in the classifier's score) appended and one linear layer
+with ReLU. The policy and value heads are SB3's (one hidden layer each). The authors' code feeds
+the flattened 256 x 256 x 180 window to an MLP (about 1.5 billion first-layer weights); this
+network has about thirty thousand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from tumorsynth.methods.spars.config import SparsConfig
+
+__all__ = ["WindowExtractor", "policy_kwargs"]
+
+
+class WindowExtractor(BaseFeaturesExtractor):
+    """3-D CNN features of a window and its cursor (see the module).
+
+    Parameters
+    ----------
+    observation_space : gymnasium.spaces.Dict
+        With ``crop`` (1, X, Y, Z) and ``pos`` (3,).
+    features_dim : int
+    """
+
+    def __init__(self, observation_space: spaces.Dict, features_dim: int = 64) -> None:
+        super().__init__(observation_space, features_dim)
+        self.cnn = nn.Sequential(
+            nn.Conv3d(1, 16, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv3d(16, 32, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool3d(2),
+            nn.Flatten(),
+        )
+        self.extra = [k for k in ("pos", "nbr") if k in observation_space.spaces]
+        n_extra = sum(int(observation_space[k].shape[0]) for k in self.extra)
+        self.head = nn.Sequential(nn.Linear(32 * 8 + n_extra, features_dim), nn.ReLU())
+
+    def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = [self.cnn(observations["crop"])] + [observations[k] for k in self.extra]
+        return self.head(torch.cat(parts, dim=1))
+
+
+def policy_kwargs(config: SparsConfig) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` of the agents: the extractor and one hidden layer per head."""
+    width = config.features_dim
+    return {
+        "features_extractor_class": WindowExtractor,
+        "features_extractor_kwargs": {"features_dim": width},
+        "net_arch": {"pi": [width], "vf": [width]},
+    }
