@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from spars_helpers import box_volume, mean_scorer
+from spars_helpers import box_volume, mean_scorer, one_thread  # noqa: F401 (one_thread: a fixture)
 
 from tumorsynth.errors import InputError
 from tumorsynth.methods.spars.env import MOVES, SelfPlayWindowEnv, mask_from_maps, neighbour_gains

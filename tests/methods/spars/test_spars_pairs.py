@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from spars_helpers import tiny_config
+from spars_helpers import one_thread, tiny_config  # noqa: F401 (one_thread: a fixture)
 
 from tumorsynth.io.volume import write_volume
 from tumorsynth.methods.spars.classifier import build_classifier, classifier_spec

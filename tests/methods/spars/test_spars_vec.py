@@ -9,7 +9,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from spars_helpers import CountingScorer, box_volume, mean_scorer, tiny_config
+from spars_helpers import CountingScorer, box_volume, mean_scorer, one_thread, tiny_config  # noqa: F401 (one_thread: a fixture)
 from stable_baselines3.common.callbacks import BaseCallback
 
 from tumorsynth.methods.spars.agents import train_agents

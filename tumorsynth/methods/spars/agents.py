@@ -37,7 +37,14 @@ from tumorsynth.methods.spars.selfplay import CompetitorSchedule, SelfPlayCallba
 from tumorsynth.methods.spars.vec import SelfPlayWrapper, make_scored_vec_env
 from tumorsynth.methods.spars.volumes import WorkVolume
 
-__all__ = ["Agents", "build_envs", "load_agents", "torch_device", "train_agents"]
+__all__ = [
+    "Agents",
+    "build_envs",
+    "load_agents",
+    "torch_device",
+    "train_agents",
+    "use_threads",
+]
 
 log = logging.getLogger("tumorsynth.methods.spars")
 
@@ -59,6 +66,13 @@ class Agents:
     model: PPO
     wrapper: SelfPlayWrapper | None = None
     schedule: CompetitorSchedule | None = None
+
+
+def use_threads(config: SparsConfig) -> None:
+    """Set torch's CPU threads to ``config.threads`` when it is given (on a shared CPU, one thread
+    per process avoids oversubscription: library-fit.md §1)."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
 
 
 def torch_device(name: str) -> torch.device:
@@ -188,6 +202,7 @@ def train_agents(
         More SB3 callbacks, run after the self-play schedule's.
     """
     total = config.ppo_steps if steps is None else int(steps)
+    use_threads(config)
     device = torch_device(config.device)
     wrapper = build_envs(volumes, config, scorer, config.seed)
     env = VecMonitor(wrapper)

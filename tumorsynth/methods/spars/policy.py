@@ -1,12 +1,12 @@
 r"""The agents' policy: stable-baselines3's ``MultiInputPolicy`` on a small 3-D CNN.
 
-:class:`WindowExtractor` turns the learner's observation (its window ``crop`` and cursor ``pos``)
-into ``features_dim`` features: two stride-2 3-D convolutions with ReLU, average pooling to
-2 x 2 x 2 cells (which side of the window holds what), then the cursor (and, with
-``obs_scores``, what each move would gain in the classifier's score) appended and one linear layer
-with ReLU. The policy and value heads are SB3's (one hidden layer each). The authors' code feeds
-the flattened 256 x 256 x 180 window to an MLP (about 1.5 billion first-layer weights); this
-network has about thirty thousand.
+:class:`WindowExtractor` turns the learner's observation into features: its window ``crop`` through
+two stride-2 3-D convolutions with ReLU and average pooling to 2 x 2 x 2 cells (which side of the
+window holds what), with the cursor ``pos`` appended, through one linear layer with ReLU to
+``features_dim``; with ``obs_scores``, the six moves' gains in the classifier's score ``nbr`` are
+appended as they are, so the policy and value heads (SB3's, one hidden layer each) see them
+directly. The authors' code feeds the flattened 256 x 256 x 180 window to an MLP (about 1.5
+billion first-layer weights); this network has about thirty thousand.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ class WindowExtractor(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: spaces.Dict, features_dim: int = 64) -> None:
-        super().__init__(observation_space, features_dim)
+        n_gains = int(observation_space["nbr"].shape[0]) if "nbr" in observation_space.spaces else 0
+        super().__init__(observation_space, features_dim + n_gains)
         self.cnn = nn.Sequential(
             nn.Conv3d(1, 16, 3, stride=2, padding=1),
             nn.ReLU(),
@@ -43,13 +44,13 @@ class WindowExtractor(BaseFeaturesExtractor):
             nn.AdaptiveAvgPool3d(2),
             nn.Flatten(),
         )
-        self.extra = [k for k in ("pos", "nbr") if k in observation_space.spaces]
-        n_extra = sum(int(observation_space[k].shape[0]) for k in self.extra)
-        self.head = nn.Sequential(nn.Linear(32 * 8 + n_extra, features_dim), nn.ReLU())
+        n_pos = int(observation_space["pos"].shape[0])
+        self.head = nn.Sequential(nn.Linear(32 * 8 + n_pos, features_dim), nn.ReLU())
+        self.gains = n_gains > 0
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        parts = [self.cnn(observations["crop"])] + [observations[k] for k in self.extra]
-        return self.head(torch.cat(parts, dim=1))
+        seen = self.head(torch.cat([self.cnn(observations["crop"]), observations["pos"]], dim=1))
+        return torch.cat([seen, observations["nbr"]], dim=1) if self.gains else seen
 
 
 def policy_kwargs(config: SparsConfig) -> dict[str, Any]:
