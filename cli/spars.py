@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -24,12 +26,16 @@ def spars() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(config, out_dir, overrides, device, resume, overwrite, print_config, quiet):
     """Train the presence classifier, then the agents (CONFIG: YAML/JSON of SparsConfig fields;
-    without one, the tiny CPU settings on the built-in phantoms)."""
+    without one, the tiny CPU settings on the built-in phantoms, or with --resume the run's own
+    config.json)."""
     from tumorsynth.methods.spars.config import dumps, load_spars_config
     from tumorsynth.train.config import parse_override
 
     values = dict(map(parse_override, overrides))
     values.update({k: v for k, v in {"out_dir": out_dir, "device": device}.items() if v})
+    if config is None and resume:  # continue the run with its own settings
+        saved = Path(values.get("out_dir") or load_spars_config().out_dir) / "config.json"
+        config = str(saved) if saved.is_file() else None
     cfg = load_spars_config(config, values)
     if print_config:
         click.echo(dumps(cfg))

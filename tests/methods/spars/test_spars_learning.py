@@ -66,15 +66,18 @@ def test_the_agents_masks_beat_random_walk_agents(run):
     assert found_agents >= found_random + 0.2, scores
 
 
-def test_resume_skips_the_complete_classifier_and_continues_the_agents(run):
+def test_resume_skips_the_complete_classifier_and_continues_the_agents(run, capsys):
+    from tumorsynth.cli import main
+
     cfg, _, _ = run
     out = Path(cfg.out_dir)
     before = (out / "classifier" / "metrics.csv").read_text()
-    more = load_spars_config(cfg, {"ppo_steps": cfg.ppo_steps + 256})
-    result = train_spars(more, resume=True, progress=False)
+    main(["spars", "train", "--out", str(out), "--resume", "--quiet", "--set",
+          f"ppo_steps={cfg.ppo_steps + 256}"])  # fmt: skip
+    assert f"agents: {cfg.ppo_steps + 256} environment steps" in capsys.readouterr().out
     assert (out / "classifier" / "metrics.csv").read_text() == before  # not trained again
-    assert result.agent_steps == cfg.ppo_steps + 256
-    assert json.loads((out / "run.json").read_text())["agent_steps"] == result.agent_steps
+    assert load_spars_config(json.loads((out / "config.json").read_text())).threads == 1
+    assert json.loads((out / "run.json").read_text())["agent_steps"] == cfg.ppo_steps + 256
 
 
 def test_a_real_ct_is_segmented_and_scored_by_evaluate(run, tmp_path):

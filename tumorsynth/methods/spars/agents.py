@@ -203,28 +203,19 @@ def train_agents(
     """
     total = config.ppo_steps if steps is None else int(steps)
     use_threads(config)
-    device = torch_device(config.device)
-    wrapper = build_envs(volumes, config, scorer, config.seed)
-    env = VecMonitor(wrapper)
-    tensorboard = None if folder is None else folder / "tensorboard"
-    if resume and folder is not None:
-        model = PPO.load(folder / "last.zip", env=env, device=device)
-    else:
-        model = _new_model(config, env, device, tensorboard)
-    schedule = CompetitorSchedule(
-        config.competitor, config.competitor_every, config.pool_size, config.seed
-    )
-    agents = Agents(model, wrapper, schedule)
-    if resume and folder is not None:
-        _restore(folder, agents)
-    hooks: list[BaseCallback] = [SelfPlayCallback(wrapper, schedule), _Progress(total, progress)]
+    resume = resume and folder is not None
+    agents = _build(config, scorer, volumes, folder, resume)
+    hooks: list[BaseCallback] = [
+        SelfPlayCallback(agents.wrapper, agents.schedule),
+        _Progress(total, progress),
+    ]
     if folder is not None:
         hooks.append(_Saver(partial(save_agents, folder, agents), config.agent_save_every))
-    hooks += list(callbacks)
+    model = agents.model
     remaining = total - int(model.num_timesteps)
     try:
         if remaining > 0:
-            model.learn(remaining, callback=CallbackList(hooks),
+            model.learn(remaining, callback=CallbackList([*hooks, *callbacks]),
                         reset_num_timesteps=not resume, tb_log_name="ppo")  # fmt: skip
     except KeyboardInterrupt:
         if folder is not None and model.num_timesteps:
@@ -234,6 +225,32 @@ def train_agents(
         raise
     if folder is not None:
         save_agents(folder, agents)
+    return agents
+
+
+def _build(
+    config: SparsConfig,
+    scorer: Scorer,
+    volumes: Sequence[WorkVolume],
+    folder: Path | None,
+    resume: bool,
+) -> Agents:
+    """The environments, a new PPO model (or the saved one, with its self-play state) and the
+    competitor's schedule."""
+    device = torch_device(config.device)
+    wrapper = build_envs(volumes, config, scorer, config.seed)
+    env = VecMonitor(wrapper)
+    if resume and folder is not None:
+        model = PPO.load(folder / "last.zip", env=env, device=device)
+    else:
+        tensorboard = None if folder is None else folder / "tensorboard"
+        model = _new_model(config, env, device, tensorboard)
+    schedule = CompetitorSchedule(
+        config.competitor, config.competitor_every, config.pool_size, config.seed
+    )
+    agents = Agents(model, wrapper, schedule)
+    if resume and folder is not None:
+        _restore(folder, agents)
     return agents
 
 

@@ -71,7 +71,7 @@ class SparsModel:
         cfg = self.config
         if method in ("spars", "random_walk"):
             if method == "spars":
-                learner = self._policy_for(volume, seed)
+                learner = self._policy_for(volume)
                 actor = policy_actor(learner, torch.Generator().manual_seed(seed))
             else:
                 actor = random_actor(np.random.default_rng(seed))
@@ -90,8 +90,9 @@ class SparsModel:
             raise InputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
         return ((chosen > cfg.mask_threshold) & (volume.liver > 0)).astype(np.uint8)
 
-    def _policy_for(self, volume: WorkVolume, seed: int):
-        """The amortised policy, or (``per_volume``) one learnt on ``volume`` alone."""
+    def _policy_for(self, volume: WorkVolume):
+        """The amortised policy, or (``per_volume``) one learnt on ``volume`` alone (seeded by the
+        config's ``seed``, as in training)."""
         if self.config.protocol == "amortised":
             if self.policy is None:
                 raise InputError("this run has no trained agents (agents/last.zip is missing)")
@@ -100,7 +101,6 @@ class SparsModel:
         agents = train_agents(
             cfg, self.scorer, [volume], steps=cfg.tt_steps, folder=None, progress=False
         )
-        del seed  # the config's seed seeds the per-volume learning, as in training
         return agents.model.policy
 
 
