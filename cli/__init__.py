@@ -15,6 +15,7 @@ from tumorsynth.cli.phantom import phantom
 from tumorsynth.cli.predict import predict
 from tumorsynth.cli.preview import preview
 from tumorsynth.cli.replay import replay
+from tumorsynth.cli.spars import spars
 from tumorsynth.cli.train import train
 from tumorsynth.cli.warmup import warmup
 
@@ -57,6 +58,7 @@ for command in (
     warmup,
 ):
     cli.add_command(command)
+cli.add_command(spars)
 
 
 def main(argv: list[str] | None = None) -> None:
