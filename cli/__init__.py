@@ -7,6 +7,7 @@ import logging
 import sys
 
 import click
+from tumorsynth.cli.aslseg import aslseg
 from tumorsynth.cli.bench import bench
 from tumorsynth.cli.evaluate import evaluate
 from tumorsynth.cli.fit_stats import fit_stats
@@ -45,6 +46,7 @@ def cli() -> None:
 
 for command in (generate, replay, phantom, preview, train, predict, evaluate, bench, fit_stats):
     cli.add_command(command)
+cli.add_command(aslseg)
 
 
 def main(argv: list[str] | None = None) -> None:
