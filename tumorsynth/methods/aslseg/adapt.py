@@ -27,7 +27,26 @@ from tumorsynth.methods.aslseg.slices import Slices
 from tumorsynth.segment.checkpoint import load_checkpoint
 from tumorsynth.train.trainer import Trainer
 
-__all__ = ["AdaptTrainer", "adapter_inputs", "load_adapter", "synthetic_pseudo_labels"]
+__all__ = ["AdaptTrainer", "Refiner", "adapter_inputs", "load_adapter", "synthetic_pseudo_labels"]
+
+PROMPT_LOGIT = 2.0
+"""Initial weight of the prompt in the tumour logit (:class:`Refiner`)."""
+
+
+class Refiner(nn.Module):
+    r"""The adaptation network: a ``BasicUNet`` on :math:`[x, s, \tilde y]` whose tumour logit
+    starts from the prompt's, :math:`z = u(x, s, \tilde y) + \beta (2\tilde y - 1)` with a learnt
+    :math:`\beta` (initially :data:`PROMPT_LOGIT`): it learns corrections of the pseudo-label, and
+    an untrained one returns it rather than noise."""
+
+    def __init__(self, features, prompt_logit: float = PROMPT_LOGIT) -> None:
+        super().__init__()
+        self.net = basic_unet(3, features)
+        self.prompt_weight = nn.Parameter(torch.tensor(float(prompt_logit)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shift = self.prompt_weight * (2.0 * x[:, 2:3] - 1.0)
+        return self.net(x) + torch.cat([torch.zeros_like(shift), shift], dim=1)
 
 
 def adapter_inputs(image: np.ndarray, sam_prob: np.ndarray, prompt: np.ndarray) -> np.ndarray:
@@ -74,12 +93,12 @@ class AdaptTrainer(Trainer):
         self.embeddings = self.prompter.embed(self.labelled.image)
 
     def build_network(self) -> nn.Module:
-        return basic_unet(3, self.method.adapt_features)
+        return Refiner(self.method.adapt_features)
 
     def build_loss(self):
         from monai.losses import DiceCELoss
 
-        return DiceCELoss(to_onehot_y=True, softmax=True)
+        return DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
 
     def build_loader(self) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng([self.config.seed, self.step])
@@ -112,6 +131,6 @@ def load_adapter(path: str | Path, device: str | torch.device = "cpu") -> nn.Mod
     state = load_checkpoint(path, map_location="cpu")
     if state.get("aslseg") != "adapt":
         raise InputError(f"{path}: not an ASLseg stage III checkpoint")
-    net = basic_unet(3, state["features"])
+    net = Refiner(state["features"])
     net.load_state_dict(state["model"])
     return net.to(device).eval()

@@ -175,7 +175,7 @@ class ASLsegConfig:
     phantom_spacing_mm: float = 2.5
     organ_label: int | None = None
     slice_size: int = 64
-    window_hu: tuple[float, float] = (-175.0, 250.0)
+    window_hu: tuple[float, float] = (-21.0, 189.0)
     margin_mm: float = 10.0
     min_liver_px: int = 16
     ssl_method: str = "mean_teacher"
@@ -279,8 +279,8 @@ def _problems(c: ASLsegConfig) -> list[str]:
         values = getattr(c, name)
         if len(values) != 6 or min(values) < 1:
             out.append(f"{name}: 6 positive ints (BasicUNet), got {values}")
-    if c.slice_size < 16 or c.slice_size % 16:
-        out.append(f"slice_size: a multiple of 16 (BasicUNet), at least 16, got {c.slice_size}")
+    if c.slice_size < 32 or c.slice_size % 16:
+        out.append(f"slice_size: a multiple of 16 (BasicUNet), at least 32, got {c.slice_size}")
     if c.window_hu[0] >= c.window_hu[1]:
         out.append(f"window_hu: low must be below high, got {list(c.window_hu)}")
     for name in ("tumour_fraction", "agreement_min", "confidence_min", "box_jitter",

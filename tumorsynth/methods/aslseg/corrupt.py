@@ -6,12 +6,16 @@ pure function of a 2-D mask (rows, columns), the liver and a generator:
 ========  ==================================================================================
 erode     boundary pulled in by a disc of radius 1-4 px (under-segmentation)
 dilate    boundary pushed out by a disc of radius 1-4 px, inside the liver (over-segmentation)
-warp      smooth elastic displacement (Gaussian-filtered noise, sigma 2-4 px, up to 3 px)
+warp      smooth elastic displacement (Gaussian-filtered noise, sigma 2-4 px, up to 1-3 px)
 drop      one lesion removed (a missed tumour)
 blob      one or two ellipses added in the liver (a false positive, "misdetection")
 noise     pixels of the boundary band flipped at random (ragged edges)
 empty     everything removed (a slice the segmenter missed entirely)
 ========  ==================================================================================
+
+The pixel sizes are those of a 256-pixel slice (:data:`REFERENCE_SIZE_PX`) and scale with the
+slice (a 64-pixel slice erodes by 1 px), so a corruption takes the same share of a lesion at any
+``slice_size``.
 
 :func:`corrupt` applies one or two of them, drawn at random among those that change the mask
 (on an empty mask only ``blob`` does; drawing ``empty`` there leaves it empty), and keeps the
@@ -28,7 +32,31 @@ from scipy import ndimage
 from tumorsynth.methods.aslseg.config import CORRUPTIONS
 from tumorsynth.methods.aslseg.prompts import EIGHT
 
-__all__ = ["OPERATIONS", "blob", "corrupt", "dilate", "drop", "empty", "erode", "noise", "warp"]
+__all__ = [
+    "OPERATIONS",
+    "REFERENCE_SIZE_PX",
+    "blob",
+    "corrupt",
+    "dilate",
+    "drop",
+    "empty",
+    "erode",
+    "noise",
+    "warp",
+]
+
+
+REFERENCE_SIZE_PX = 256
+"""Slice side at which the corruptions' sizes are given, pixels."""
+
+
+def _scale(mask: np.ndarray) -> float:
+    return mask.shape[0] / REFERENCE_SIZE_PX
+
+
+def _radius_px(mask: np.ndarray, rng: np.random.Generator) -> int:
+    """A disc radius drawn from 1-4 px at the reference size, at least 1 px."""
+    return max(1, round(rng.integers(1, 5) * _scale(mask)))
 
 
 def _disc(radius_px: int) -> np.ndarray:
@@ -39,18 +67,18 @@ def _disc(radius_px: int) -> np.ndarray:
 
 def erode(mask: np.ndarray, liver: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``mask`` eroded by a disc of radius 1-4 px."""
-    return ndimage.binary_erosion(mask, _disc(rng.integers(1, 5)))
+    return ndimage.binary_erosion(mask, _disc(_radius_px(mask, rng)))
 
 
 def dilate(mask: np.ndarray, liver: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``mask`` dilated by a disc of radius 1-4 px, inside the liver."""
-    return ndimage.binary_dilation(mask, _disc(rng.integers(1, 5))) & liver
+    return ndimage.binary_dilation(mask, _disc(_radius_px(mask, rng))) & liver
 
 
 def warp(mask: np.ndarray, liver: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``mask`` moved by a smooth random displacement (sigma 2-4 px, at most 1-3 px)."""
-    sigma_px = rng.uniform(2.0, 4.0)
-    most_px = rng.uniform(1.0, 3.0)
+    sigma_px = max(1.0, rng.uniform(2.0, 4.0) * _scale(mask))
+    most_px = max(1.0, rng.uniform(1.0, 3.0) * _scale(mask))
     field = [ndimage.gaussian_filter(rng.standard_normal(mask.shape), sigma_px) for _ in range(2)]
     scale = most_px / max(float(np.abs(np.stack(field)).max()), 1e-8)
     grid = np.mgrid[: mask.shape[0], : mask.shape[1]].astype(np.float64)
@@ -67,17 +95,18 @@ def drop(mask: np.ndarray, liver: np.ndarray, rng: np.random.Generator) -> np.nd
 
 
 def blob(mask: np.ndarray, liver: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``mask`` with one or two ellipses (semi-axes 2 px to a tenth of the slice) centred on
-    random liver pixels, inside the liver."""
+    """``mask`` with one or two ellipses (semi-axes 2 px at the reference size, at least 1 px, to
+    a tenth of the slice) centred on random liver pixels, inside the liver."""
     out = mask.copy()
     where = np.argwhere(liver)
     if not len(where):
         return out
-    top = max(3.0, mask.shape[0] / 10)
+    low = max(1.0, 2.0 * _scale(mask))
+    top = max(low + 1.0, mask.shape[0] / 10)
     rows, cols = np.mgrid[: mask.shape[0], : mask.shape[1]]
     for _ in range(rng.integers(1, 3)):
         r0, c0 = where[rng.integers(len(where))]
-        a, b = rng.uniform(2.0, top, size=2)
+        a, b = rng.uniform(low, top, size=2)
         angle = rng.uniform(0, np.pi)
         u = (rows - r0) * np.cos(angle) + (cols - c0) * np.sin(angle)
         v = -(rows - r0) * np.sin(angle) + (cols - c0) * np.cos(angle)

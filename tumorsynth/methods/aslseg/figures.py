@@ -63,16 +63,21 @@ def rounds_figure(records: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
     left.set_ylabel("slices")
     left.set_xticks(r)
     left.legend(fontsize=8)
+    drawn = False
     for key, colour in (("accepted", _GREEN), ("rejected", _RED)):
         values = [rec[key]["dice_mean"] for rec in records]
         if any(v is not None for v in values):
             right.plot(r, [np.nan if v is None else v for v in values], "o-", color=colour,
                        label=f"{key} (vs hidden labels)")  # fmt: skip
+            drawn = True
     right.set_ylim(0, 1.05)
     right.set_xticks(r)
     right.set_xlabel("round")
     right.set_ylabel("mean Dice of pseudo-labels")
-    right.legend(fontsize=8)
+    if drawn:
+        right.legend(fontsize=8)
+    else:
+        right.text(0.5, 0.5, "no hidden labels", ha="center", transform=right.transAxes)
     return _save(fig, path)
 
 

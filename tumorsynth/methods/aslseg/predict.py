@@ -125,7 +125,6 @@ def segment_files(
         raise InputError(f"{taken[0]} exists ({len(taken)} outputs do): pass --overwrite")
     config, models = load_run(run_dir, use, device)
     key = {"segmenter": "stage1", "sam": "sam", "refined": "refined"}[use]
-    out_dir.mkdir(parents=True, exist_ok=True)
     for source, target in tqdm(list(zip(sources, targets, strict=True)), desc="segment",
                                unit="case", disable=not progress):  # fmt: skip
         case = read_case(source.image, source.mask, source.organ_label).case
@@ -134,5 +133,6 @@ def segment_files(
                         case.spacing_mm, case.origin_mm, case.direction, source.image)  # fmt: skip
         tumour = segment_volume(models, volume, config)[key]
         labels = liver.astype(np.uint8) + tumour.astype(np.uint8)
+        out_dir.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         write_volume(target, labels, case.spacing_mm, case.origin_mm, case.direction)
     return targets

@@ -288,8 +288,9 @@ class _Loop:
         slices, box = data.volume_slices(volume, cfg)
         order = np.argsort(-slices.tumour.sum(axis=(1, 2)), kind="stable")[:4]
         columns = {"truth": slices.tumour[order]}
-        for key, mask in first.items():
-            columns[ablation.ROWS[key]] = cut(mask, box, cfg.slice_size, mask=True)[order]
+        for key, label in ablation.ROWS.items():
+            if key in first:
+                columns[label] = cut(first[key], box, cfg.slice_size, mask=True)[order]
         figures.montage_figure(slices.image[order], columns, self.out / "montage.png")
         return rows
 

@@ -105,7 +105,7 @@ class SamTuner(Trainer):
     def build_loss(self):
         from monai.losses import DiceCELoss
 
-        return DiceCELoss(sigmoid=True)
+        return DiceCELoss(sigmoid=True, batch=True)
 
     def build_loader(self) -> Iterator[list[tuple[int, np.ndarray, np.ndarray]]]:
         rng = np.random.default_rng([self.config.seed, self.step])

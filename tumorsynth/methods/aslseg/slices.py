@@ -206,6 +206,13 @@ class Slices:
     ids: np.ndarray
 
     def __post_init__(self) -> None:
+        for name, dtype in (
+            ("image", np.float32),
+            ("liver", bool),
+            ("tumour", bool),
+            ("known", bool),
+        ):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=dtype))
         n = len(self.ids)
         for name in ("image", "liver", "tumour", "known"):
             if len(getattr(self, name)) != n:
@@ -224,6 +231,7 @@ class Slices:
     def take(self, index: np.ndarray | Sequence[int]) -> Slices:
         """The slices at ``index`` (integer positions or a boolean mask)."""
         i = np.asarray(index)
+        i = i if i.dtype == bool else i.astype(np.intp)
         return Slices(self.image[i], self.liver[i], self.tumour[i], self.known[i], self.ids[i])
 
     def with_tumour(self, tumour: np.ndarray) -> Slices:

@@ -160,7 +160,14 @@ class SemiSupervisedTrainer(Trainer):
     def build_loss(self):
         from monai.losses import DiceCELoss
 
-        return DiceCELoss(to_onehot_y=True, softmax=True, lambda_dice=0.5, lambda_ce=0.5)
+        return DiceCELoss(
+            to_onehot_y=True,
+            softmax=True,
+            include_background=False,
+            batch=True,
+            lambda_dice=0.5,
+            lambda_ce=0.5,
+        )
 
     def build_loader(self) -> Iterator[dict[str, torch.Tensor]]:
         m = self.method
