@@ -55,9 +55,10 @@ def run(config, out_dir, overrides, device, resume, overwrite, print_config, qui
     "--organ-label", type=int, help="The liver's value in label-map masks (5: TotalSegmentator)."
 )
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for <case>.nii.gz label maps (0 background, 1 liver, 2 tumour).")  # fmt: skip
-@click.option("--use", type=click.Choice(["segmenter", "sam", "refined"]), default="segmenter",
-              show_default=True, help="Stage I alone, + SAM, or + the adaptation network.")  # fmt: skip
+              help="Folder of <case>.nii.gz label maps: 0 background, 1 liver, 2 tumour.")  # fmt: skip
+@click.option("--use", type=click.Choice(["segmenter", "sam", "refined"]),
+              default="segmenter", show_default=True,
+              help="Stage I alone, + SAM, or + the adaptation network.")  # fmt: skip
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--overwrite", is_flag=True, help="Replace label maps that exist.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

@@ -137,6 +137,7 @@ def summarise_rows(per_case: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
     for key, cases in per_case.items():
         dice = [c["dice"] for c in cases]
         lesions = sum(c["n_lesions"] for c in cases)
+        detected = sum(c["n_detected"] for c in cases)
         rows.append({
             "row": key, "label": ROWS[key], "n_volumes": len(cases),
             "dice_mean": _mean(dice), "dice_sd": float(np.std(dice)) if dice else None,
@@ -145,7 +146,7 @@ def summarise_rows(per_case: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[
             "hd95_median_mm": float(np.median([c["hd95_mm"] for c in cases])) if cases else None,
             "n_missed": sum(c["hd95_status"] == "missed" for c in cases),
             "n_false_alarm": sum(c["hd95_status"] == "false_alarm" for c in cases),
-            "lesion_sensitivity": sum(c["n_detected"] for c in cases) / lesions if lesions else None,
+            "lesion_sensitivity": detected / lesions if lesions else None,
             "fp_per_volume": _mean([c["n_false_positives"] for c in cases]),
         })  # fmt: skip
     return rows
@@ -159,13 +160,16 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """The ablation as a Markdown table."""
-    lines = ["| row | tumour Dice | NSD @ 2 mm | HD95 mm (mean / median) | missed | false alarms "
-             "| lesion sensitivity | FP / volume |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| row | tumour Dice | NSD @ 2 mm | HD95 mm (mean / median) | missed | false alarms "
+        "| lesion sensitivity | FP / volume |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
+        hd95 = f"{_fmt(r['hd95_mean_mm'], 1)} / {_fmt(r['hd95_median_mm'], 1)}"
         lines.append(
             f"| {r['label']} | {_fmt(r['dice_mean'])} ± {_fmt(r['dice_sd'])} | "
-            f"{_fmt(r['nsd_mean'])} | {_fmt(r['hd95_mean_mm'], 1)} / {_fmt(r['hd95_median_mm'], 1)} "
-            f"| {r['n_missed']} | {r['n_false_alarm']} | "
+            f"{_fmt(r['nsd_mean'])} | {hd95} | {r['n_missed']} | {r['n_false_alarm']} | "
             f"{_fmt(r['lesion_sensitivity'])} | {_fmt(r['fp_per_volume'], 2)} |"
         )
     return "\n".join(lines) + "\n"
@@ -189,11 +193,12 @@ def write_ablation(
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+    text = (note + "\n\n" if note else "") + table_markdown(rows)
     paths = [
         write_text_atomic(out_dir / "ablation.json", json.dumps(data, indent=2) + "\n"),
         write_text_atomic(out_dir / "ablation.csv", buffer.getvalue()),
-        write_text_atomic(out_dir / "ablation.md", (note + "\n\n" if note else "") + table_markdown(rows)),
-    ]  # fmt: skip
+        write_text_atomic(out_dir / "ablation.md", text),
+    ]
     paths.append(ablation_figure(rows, out_dir / "ablation.png"))
     return paths
 

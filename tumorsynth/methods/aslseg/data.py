@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -126,9 +127,27 @@ def phantom_volumes(
     return out
 
 
-def _tumour_on(path: str, ct_path: str) -> np.ndarray:
-    _, label, _ = read_pair(ct_path, path)
-    return np.asarray(label) == 2
+def _labelled_file(name: str, ct: Path, label_path: Path) -> Volume:
+    """A CT whose label map (0 background, 1 liver, 2 tumour) gives its liver and tumours."""
+    volume, label, _ = read_pair(ct, label_path)
+    label = np.asarray(label)
+    if not (label >= 1).any():
+        raise InputError(f"{label_path}: the label map has no liver (no voxel >= 1)")
+    geometry = (volume.spacing_mm, volume.origin_mm, volume.direction)
+    return Volume(name, volume.array.astype(np.float32), label >= 1, label == 2, *geometry, str(ct))
+
+
+def _masked_file(source, label_path: Path | None) -> Volume:
+    """A CT with its liver mask (and, where given, a label map whose 2 is tumour)."""
+    case = read_case(source.image, source.mask, source.organ_label).case
+    liver = np.asarray(case.organ, bool)
+    tumour = None
+    if label_path is not None:
+        tumour = np.asarray(read_pair(source.image, label_path)[1]) == 2
+        liver = liver | tumour
+    geometry = (case.spacing_mm, case.origin_mm, case.direction)
+    return Volume(source.name, np.asarray(case.image, np.float32), liver, tumour, *geometry,
+                  source.image)  # fmt: skip
 
 
 def file_volumes(
@@ -153,34 +172,22 @@ def file_volumes(
     label_paths = expand_paths(labels, f"{what} labels") if labels else []
     if label_paths and len(label_paths) != len(paths):
         raise InputError(f"{what}: {len(paths)} CTs but {len(label_paths)} label maps")
-    names = case_names(paths, strip_channel=True)
-    out = []
     if masks is None:
-        for name, ct, lab in zip(names, paths, label_paths, strict=True):
-            volume, label, _ = read_pair(ct, lab)
-            liver = np.asarray(label) >= 1
-            if not liver.any():
-                raise InputError(f"{lab}: the label map has no liver (no voxel >= 1)")
-            out.append(Volume(name, volume.array.astype(np.float32), liver, np.asarray(label) == 2,
-                              volume.spacing_mm, volume.origin_mm, volume.direction, str(ct)))  # fmt: skip
-        return out
-    mask_paths = expand_paths(masks, f"{what} masks")
-    sources, _ = pair_sources(paths, mask_paths, organ_label)
-    for k, source in enumerate(sources):
-        case = read_case(source.image, source.mask, source.organ_label).case
-        tumour = _tumour_on(str(label_paths[k]), source.image) if label_paths else None
-        out.append(Volume(source.name, np.asarray(case.image, np.float32),
-                          np.asarray(case.organ, bool) | (tumour if tumour is not None else False),
-                          tumour, case.spacing_mm, case.origin_mm, case.direction, source.image))  # fmt: skip
-    return out
+        names = case_names(paths, strip_channel=True)
+        return [
+            _labelled_file(n, ct, lab) for n, ct, lab in zip(names, paths, label_paths, strict=True)
+        ]
+    sources, _ = pair_sources(paths, expand_paths(masks, f"{what} masks"), organ_label)
+    return [_masked_file(s, label_paths[k] if label_paths else None) for k, s in enumerate(sources)]
 
 
 def unlabelled_volumes(config: ASLsegConfig) -> list[Volume]:
     """The unlabelled set's volumes: the config's CTs, then its phantoms."""
     out = []
     if config.unlabelled_images:
-        out += file_volumes(config.unlabelled_images, config.unlabelled_masks,
-                            config.unlabelled_labels or None, config.organ_label, "unlabelled_images")  # fmt: skip
+        labels = config.unlabelled_labels or None
+        out += file_volumes(config.unlabelled_images, config.unlabelled_masks, labels,
+                            config.organ_label, "unlabelled_images")  # fmt: skip
     seeds = range(UNLABELLED_SEED, UNLABELLED_SEED + config.n_unlabelled_phantoms)
     out += phantom_volumes(seeds, config.phantom_spacing_mm, config.phantom_synth_config,
                            config.seed + 1, "unlabelled_phantom")  # fmt: skip

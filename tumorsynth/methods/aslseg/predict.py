@@ -65,6 +65,26 @@ def load_run(
     return config, Models(segmenter, prompter_for(config, sam, dev), adapter, dev)
 
 
+def _plan(images, masks, organ_label: int | None, out_dir: Path, overwrite: bool):
+    """The (CT, liver mask) sources and their output paths, checked before any work: every CT
+    has its mask, no output is an input, and none exists unless ``overwrite``."""
+    paths = expand_paths(images, "images")
+    if not paths:
+        raise InputError("segment: no input CT")
+    if not masks:
+        raise InputError(f"{paths[0]}: no liver mask given; pass --masks (one per CT)")
+    sources, _ = pair_sources(paths, expand_paths(masks, "masks"), organ_label)
+    targets = [out_dir / f"{s.name}.nii.gz" for s in sources]
+    inputs = {Path(p).resolve() for s in sources for p in (s.image, s.mask)}
+    clash = [t for t in targets if t.resolve() in inputs]
+    if clash:
+        raise InputError(f"{clash[0]}: is an input; choose another --out")
+    taken = [str(t) for t in targets if t.exists()]
+    if taken and not overwrite:
+        raise InputError(f"{taken[0]} exists ({len(taken)} outputs do): pass --overwrite")
+    return sources, targets
+
+
 def segment_files(
     run_dir: str | Path,
     images: Sequence[str | Path],
@@ -108,21 +128,7 @@ def segment_files(
     InputError
         No CT, a CT without a liver mask, unreadable files, an empty liver, outputs that exist.
     """
-    paths = expand_paths(images, "images")
-    if not paths:
-        raise InputError("segment: no input CT")
-    if not masks:
-        raise InputError(f"{paths[0]}: no liver mask given; pass --masks (one per CT)")
-    sources, _ = pair_sources(paths, expand_paths(masks, "masks"), organ_label)
-    out_dir = Path(out_dir)
-    targets = [out_dir / f"{s.name}.nii.gz" for s in sources]
-    inputs = {Path(p).resolve() for s in sources for p in (s.image, s.mask)}
-    clash = [t for t in targets if t.resolve() in inputs]
-    if clash:
-        raise InputError(f"{clash[0]}: is an input; choose another --out")
-    taken = [str(t) for t in targets if t.exists()]
-    if taken and not overwrite:
-        raise InputError(f"{taken[0]} exists ({len(taken)} outputs do): pass --overwrite")
+    sources, targets = _plan(images, masks, organ_label, Path(out_dir), overwrite)
     config, models = load_run(run_dir, use, device)
     key = {"segmenter": "stage1", "sam": "sam", "refined": "refined"}[use]
     for source, target in tqdm(list(zip(sources, targets, strict=True)), desc="segment",
@@ -133,6 +139,6 @@ def segment_files(
                         case.spacing_mm, case.origin_mm, case.direction, source.image)  # fmt: skip
         tumour = segment_volume(models, volume, config)[key]
         labels = liver.astype(np.uint8) + tumour.astype(np.uint8)
-        out_dir.mkdir(parents=True, exist_ok=True)  # only once there is something to write
+        target.parent.mkdir(parents=True, exist_ok=True)  # only once there is something to write
         write_volume(target, labels, case.spacing_mm, case.origin_mm, case.direction)
     return targets

@@ -125,5 +125,6 @@ class SamTuner(Trainer):
 
     def checkpoint_meta(self) -> dict[str, Any]:
         m = self.method
+        base = None if self.sam_checkpoint is None else str(self.sam_checkpoint)
         return {"aslseg": "sam", "sam_model": m.sam_model, "sam_preprocess": m.sam_preprocess,
-                "base_checkpoint": None if self.sam_checkpoint is None else str(self.sam_checkpoint)}  # fmt: skip
+                "base_checkpoint": base}  # fmt: skip
