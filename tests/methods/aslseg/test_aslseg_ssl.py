@@ -107,3 +107,18 @@ def test_resume_continues_the_teacher_and_refuses_another_method(tmp_path):
     with pytest.raises(InputError, match="labelled and unlabelled slices"):
         SemiSupervisedTrainer(stage_config(cfg, "ssl", tmp_path / "x", 0), cfg, labelled,
                               unlabelled.take([]), progress=False)  # fmt: skip
+
+
+def test_a_warm_start_begins_from_the_previous_weights(tmp_path):
+    labelled, unlabelled = _slices(6, "l", True), _slices(6, "u", False)
+    cfg = _config("mean_teacher", steps=2)
+    before = tmp_path / "round0"
+    SemiSupervisedTrainer(stage_config(cfg, "ssl", before, 0), cfg, labelled, unlabelled,
+                          progress=False).fit()  # fmt: skip
+    saved = load_checkpoint(before / "checkpoints" / "best.pt")["model"]
+    warm = SemiSupervisedTrainer(stage_config(cfg, "ssl", tmp_path / "round1", 1), cfg, labelled,
+                                 unlabelled, init=before / "checkpoints" / "best.pt")  # fmt: skip
+    cold = SemiSupervisedTrainer(stage_config(cfg, "ssl", tmp_path / "cold", 1), cfg, labelled,
+                                 unlabelled)  # fmt: skip
+    assert all(torch.equal(v, saved[k]) for k, v in warm.build_network().state_dict().items())
+    assert not all(torch.equal(v, saved[k]) for k, v in cold.build_network().state_dict().items())

@@ -21,7 +21,7 @@ from torch import nn
 from tumorsynth.errors import InputError
 from tumorsynth.methods.aslseg.config import ASLsegConfig, StageConfig
 from tumorsynth.methods.aslseg.corrupt import corrupt
-from tumorsynth.methods.aslseg.nets import basic_unet, flip_pairs
+from tumorsynth.methods.aslseg.nets import basic_unet, flip_pairs, load_weights
 from tumorsynth.methods.aslseg.sam import SamPrompter
 from tumorsynth.methods.aslseg.slices import Slices
 from tumorsynth.segment.checkpoint import load_checkpoint
@@ -76,14 +76,18 @@ class AdaptTrainer(Trainer):
         The labelled set (with and without tumour).
     prompter : SamPrompter
         The round's tuned SAM (frozen).
+    init : path, optional
+        A stage III checkpoint to start from (a warm start); None: from scratch.
     """
 
     metric_columns = ("loss", "lr", "data_s", "step_s")
     architecture_keys = ("features",)
 
     def __init__(self, config: StageConfig, method: ASLsegConfig, labelled: Slices,
-                 prompter: SamPrompter, **kwargs: Any) -> None:  # fmt: skip
+                 prompter: SamPrompter, init: str | Path | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(config, **kwargs)
+        self.init = init
         if not len(labelled):
             raise InputError("stage III: the labelled set is empty")
         self.method, self.labelled, self.prompter = method, labelled, prompter
@@ -93,7 +97,7 @@ class AdaptTrainer(Trainer):
         self.embeddings = self.prompter.embed(self.labelled.image)
 
     def build_network(self) -> nn.Module:
-        return Refiner(self.method.adapt_features)
+        return load_weights(Refiner(self.method.adapt_features), self.init, "adapt")
 
     def build_loss(self):
         from monai.losses import DiceCELoss

@@ -138,6 +138,10 @@ class ASLsegConfig:
         mask's mean confidence over the liver reach these.
     rounds : int
         Rounds of the loop (R).
+    warm_start : bool
+        Each round's networks start from the previous round's (stage I's final and no-selection
+        segmenters from the last and the first round's); round 0 starts from scratch (SAM from
+        its checkpoint).
     min_added : int
         Stop early when a round accepts fewer slices.
     ablation_no_selection : bool
@@ -205,6 +209,7 @@ class ASLsegConfig:
     agreement_min: float = 0.8
     confidence_min: float = 0.9
     rounds: int = 2
+    warm_start: bool = True
     min_added: int = 1
     ablation_no_selection: bool = True
     weight_decay: float = 1e-4

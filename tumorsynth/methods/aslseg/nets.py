@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["basic_unet", "flip_pairs", "tumour_probability"]
+__all__ = ["basic_unet", "flip_pairs", "load_weights", "tumour_probability"]
 
 
 def basic_unet(in_channels: int, features: Sequence[int]) -> nn.Module:
@@ -21,6 +22,21 @@ def basic_unet(in_channels: int, features: Sequence[int]) -> nn.Module:
     with contextlib.redirect_stdout(io.StringIO()):
         return BasicUNet(spatial_dims=2, in_channels=in_channels, out_channels=2,
                          features=tuple(int(f) for f in features))  # fmt: skip
+
+
+def load_weights(net: nn.Module, checkpoint: str | Path | None, kind: str) -> nn.Module:
+    """``net`` with the weights of a stage checkpoint of ``kind`` (``ssl``, ``sam``, ``adapt``;
+    a warm start), or as it is when ``checkpoint`` is None."""
+    if checkpoint is None:
+        return net
+    from tumorsynth.errors import InputError
+    from tumorsynth.segment.checkpoint import load_checkpoint
+
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    if state.get("aslseg") != kind:
+        raise InputError(f"{checkpoint}: not an ASLseg {kind} checkpoint")
+    net.load_state_dict(state["model"])
+    return net
 
 
 @torch.no_grad()

@@ -181,15 +181,24 @@ class _Loop:
         g = load_adapter(folder / "adapt" / BEST, self.device)
         return Models(f, prompter_for(self.config, sam, self.device), g, self.device)
 
+    def warm(self, folder: Path, stage: str) -> Path | None:
+        """The checkpoint a stage starts from: ``folder``'s (a previous round) under
+        ``warm_start``, else None (from scratch)."""
+        return folder / stage / BEST if self.config.warm_start else None
+
     def one_round(
         self, r: int, labelled: Slices, unlabelled: Slices
     ) -> tuple[Models, Selection, np.ndarray]:
-        folder = self.out / f"round{r}"
-        self.train("ssl", folder / "ssl", r, labelled=labelled, unlabelled=unlabelled)
-        self.train("sam", folder / "sam", r, labelled=labelled, sam_checkpoint=self.base)
+        folder, before = self.out / f"round{r}", self.out / f"round{r - 1}"
+        init = {k: self.warm(before, k) if r else None for k in ("ssl", "sam", "adapt")}
+        self.train("ssl", folder / "ssl", r, labelled=labelled, unlabelled=unlabelled,
+                   init=init["ssl"])  # fmt: skip
+        self.train("sam", folder / "sam", r, labelled=labelled, sam_checkpoint=self.base,
+                   init=init["sam"])  # fmt: skip
         sam = load_tuned_sam(self.config, self.base, folder / "sam" / BEST, self.device)
-        self.train("adapt", folder / "adapt", r, labelled=labelled,
-                   prompter=prompter_for(self.config, sam, self.device))  # fmt: skip
+        prompter = prompter_for(self.config, sam, self.device)
+        self.train("adapt", folder / "adapt", r, labelled=labelled, prompter=prompter,
+                   init=init["adapt"])  # fmt: skip
         models = self.models(folder)
         selection, refined = self.select(folder, models, labelled, unlabelled)
         return models, selection, refined
@@ -221,9 +230,10 @@ class _Loop:
             every = select(pseudo, unlabelled, agreement_min=0.0, confidence_min=0.0,
                            empty_ratio=ratio)  # fmt: skip
             _save_npz(folder / "no_selection.npz", accepted=every.accepted)
+        write_text_atomic(folder / "selection.json", json.dumps(record, indent=2) + "\n")
+        # written last: its presence marks the round's selection as made
         _save_npz(path, ids=unlabelled.ids, accepted=sel.accepted, agreement=pseudo.agreement,
                   confidence=pseudo.confidence, refined=np.packbits(pseudo.refined))  # fmt: skip
-        write_text_atomic(folder / "selection.json", json.dumps(record, indent=2) + "\n")
         return Selection(sel.accepted, record), pseudo.refined
 
     def run(self, labelled: Slices, unlabelled: Slices, test: list) -> RunResult:
@@ -246,7 +256,9 @@ class _Loop:
                 break
         final = self.out / "final"
         pool = unlabelled if len(unlabelled) else labelled  # consistency on labelled slices
-        self.train("ssl", final / "ssl", len(records), labelled=labelled, unlabelled=pool)
+        last = self.warm(self.out / f"round{len(records) - 1}", "ssl")
+        self.train("ssl", final / "ssl", len(records), labelled=labelled, unlabelled=pool,
+                   init=last)  # fmt: skip
         segmenters["rounds" if segmenters else "selection"] = self.models(final, full=False)
         if cfg.ablation_no_selection:
             segmenters["no_selection"] = self.no_selection(*start, refined0)
@@ -262,7 +274,8 @@ class _Loop:
         grown, rest = grow(labelled, unlabelled, accepted, refined)
         folder = self.out / "no_selection"
         self.train("ssl", folder / "ssl", 1, labelled=grown,
-                   unlabelled=rest if len(rest) else grown)  # fmt: skip
+                   unlabelled=rest if len(rest) else grown,
+                   init=self.warm(self.out / "round0", "ssl"))  # fmt: skip
         return self.models(folder, full=False)
 
     def write_rounds(self, records: list[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from torch import nn
 
 from tumorsynth.errors import InputError
 from tumorsynth.methods.aslseg.config import ASLsegConfig, StageConfig
+from tumorsynth.methods.aslseg.nets import load_weights
 from tumorsynth.methods.aslseg.prompts import boxes as boxes_of
 from tumorsynth.methods.aslseg.prompts import components, jitter
 from tumorsynth.methods.aslseg.sam import SamPrompter, load_sam
@@ -70,15 +71,18 @@ class SamTuner(Trainer):
         The labelled set; its slices with tumour give the prompts.
     sam_checkpoint : path or None
         The base SAM's weights (None: ``tiny`` with random weights).
+    init : path, optional
+        A stage II checkpoint whose prompt encoder and mask decoder to start from (a warm start).
     """
 
     metric_columns = ("loss", "lr", "data_s", "step_s")
     architecture_keys = ("sam_model",)
 
     def __init__(self, config: StageConfig, method: ASLsegConfig, labelled: Slices,
-                 sam_checkpoint: str | Path | None, **kwargs: Any) -> None:  # fmt: skip
+                 sam_checkpoint: str | Path | None, init: str | Path | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(config, **kwargs)
-        self.method, self.sam_checkpoint = method, sam_checkpoint
+        self.method, self.sam_checkpoint, self.init = method, sam_checkpoint, init
         self.labelled = labelled.take(labelled.tumour.any(axis=(1, 2)))
         if not len(self.labelled):
             raise InputError("stage II: no labelled slice holds tumour (no box to prompt with)")
@@ -93,7 +97,7 @@ class SamTuner(Trainer):
                       for c in components(mask, 1)]  # fmt: skip
 
     def build_network(self) -> nn.Module:
-        head = PromptHead(self.sam)
+        head = load_weights(PromptHead(self.sam), self.init, "sam")
         head.mask_decoder.requires_grad_(True)
         return head
 

@@ -39,7 +39,7 @@ from torch import nn
 
 from tumorsynth.errors import InputError
 from tumorsynth.methods.aslseg.config import SSL_METHODS, ASLsegConfig, StageConfig
-from tumorsynth.methods.aslseg.nets import basic_unet, flip_pairs
+from tumorsynth.methods.aslseg.nets import basic_unet, flip_pairs, load_weights
 from tumorsynth.methods.aslseg.slices import Slices
 from tumorsynth.segment.checkpoint import load_checkpoint
 from tumorsynth.train.trainer import Trainer
@@ -133,14 +133,18 @@ class SemiSupervisedTrainer(Trainer):
         The method's settings.
     labelled, unlabelled : Slices
         The labelled set (its ``tumour`` is the label) and the unlabelled set.
+    init : path, optional
+        A stage I checkpoint to start from (a warm start); None: from scratch.
     """
 
     metric_columns = ("loss", "lr", "data_s", "step_s", "supervised", "consistency", "weight")
     architecture_keys = ("ssl_method", "features")
 
     def __init__(self, config: StageConfig, method: ASLsegConfig, labelled: Slices,
-                 unlabelled: Slices, **kwargs: Any) -> None:  # fmt: skip
+                 unlabelled: Slices, init: str | Path | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(config, **kwargs)
+        self.init = init
         if not len(labelled) or not len(unlabelled):
             raise InputError(
                 f"stage I needs labelled and unlabelled slices ({len(labelled)} and "
@@ -151,7 +155,7 @@ class SemiSupervisedTrainer(Trainer):
 
     def build_network(self) -> nn.Module:
         m = self.method
-        return SSLNet(m.ssl_method, m.ssl_features, m.ema_decay)
+        return load_weights(SSLNet(m.ssl_method, m.ssl_features, m.ema_decay), self.init, "ssl")
 
     def build_optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
         cfg = self.config
