@@ -40,7 +40,7 @@ __all__ = [
 SSL_METHODS = ("mean_teacher", "ua_mt", "cps")
 """Stage I's semi-supervised methods: Mean Teacher, uncertainty-aware MT, cross pseudo supervision."""
 SAM_MODELS = ("tiny", "vit_b", "vit_l", "vit_h")
-"""SAM architectures: ``tiny`` (0.1 M parameters, random weights: tests and CPU demos) and the
+"""SAM architectures: ``tiny`` (0.09 M parameters, random weights: tests and CPU demos) and the
 official image encoders."""
 SAM_PREPROCESSING = ("sam", "medsam")
 """How slices are fed to SAM: the official checkpoints' (0-255, mean / std) or MedSAM's ([0, 1])."""

@@ -57,7 +57,13 @@ def rounds_figure(records: Sequence[Mapping[str, Any]], path: str | Path) -> Pat
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     left, right = fig.subplots(1, 2)
     r = [rec["round"] for rec in records]
-    left.plot(r, [rec["n_labelled"] for rec in records], "o-", color=_BLUE, label="labelled set")
+    left.plot(
+        r,
+        [rec["n_labelled"] for rec in records],
+        "o-",
+        color=_BLUE,
+        label="labelled set (start of round)",
+    )
     left.bar(r, [rec["n_accepted"] for rec in records], 0.5, color=_ORANGE, label="accepted")
     left.set_xlabel("round")
     left.set_ylabel("slices")

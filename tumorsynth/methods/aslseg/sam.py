@@ -15,7 +15,7 @@ r"""The Segment Anything Model through the ``segment-anything`` package: built, 
 - **Batches.** The stock ``MaskDecoder`` decodes one image with many prompts; :meth:`SamPrompter.decode`
   is called per image with all of its boxes (the image encoder runs batched).
 
-``tiny`` is a 0.1 M-parameter SAM of the same classes (64 px input, 8 px patches, 2 blocks) with
+``tiny`` is a 0.09 M-parameter SAM of the same classes (64 px input, 8 px patches, 2 blocks) with
 random weights, for tests and CPU demos: it has none of SAM's knowledge.
 
 References
