@@ -7,6 +7,7 @@ import logging
 import sys
 
 import click
+from tumorsynth.cli.aslseg import aslseg
 from tumorsynth.cli.bench import bench
 from tumorsynth.cli.evaluate import evaluate
 from tumorsynth.cli.fit_stats import fit_stats
@@ -56,9 +57,10 @@ for command in (
     bench,
     fit_stats,
     warmup,
+    spars,
+    aslseg,
 ):
     cli.add_command(command)
-cli.add_command(spars)
 
 
 def main(argv: list[str] | None = None) -> None:
