@@ -25,7 +25,8 @@ def _checkpoint(path, cfg, prefix="", extra=None, seed=1):
     weights = {prefix + k: v for k, v in build_network(cfg).state_dict().items()}
     weights.update(extra or {})
     state = {"network": network_spec(cfg), "window_hu": [-21.0, 189.0], "model": weights}
-    if prefix:
+    if prefix:  # a method's checkpoint: not a segmenter for predict
+        state["backbone"] = state.pop("network")
         state["backbone_prefix"] = prefix
     return save_checkpoint(path, state), weights
 

@@ -179,7 +179,9 @@ def _architecture(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_init(path: str, spec: dict[str, Any], window_hu: Any = None) -> dict[str, Any]:
-    """The checkpoint of ``init_from`` (``path``), checked against the network ``spec``.
+    """The checkpoint of ``init_from`` (``path``), checked against the network ``spec``: a
+    ``train`` checkpoint (its ``network``) or a method's (its ``backbone``, a network spec that
+    ``predict`` does not take for a segmenter).
 
     Raises
     ------
@@ -189,7 +191,7 @@ def read_init(path: str, spec: dict[str, Any], window_hu: Any = None) -> dict[st
         A checkpoint of another network than ``spec``'s.
     """
     state = load_checkpoint(path)
-    theirs = state.get("network")
+    theirs = state.get("backbone", state.get("network"))
     if not isinstance(theirs, dict):
         raise InputError(
             f"init_from {path}: records no network (not a train or pretrain checkpoint)"
