@@ -15,6 +15,7 @@ from tumorsynth.cli.phantom import phantom
 from tumorsynth.cli.predict import predict
 from tumorsynth.cli.preview import preview
 from tumorsynth.cli.replay import replay
+from tumorsynth.cli.sar import sar
 from tumorsynth.cli.train import train
 
 from tumorsynth.errors import TumorSynthError
@@ -43,7 +44,8 @@ def cli() -> None:
         logger.propagate = False
 
 
-for command in (generate, replay, phantom, preview, train, predict, evaluate, bench, fit_stats):
+for command in (generate, replay, phantom, preview, train, predict, evaluate, bench, fit_stats,
+                sar):  # fmt: skip
     cli.add_command(command)
 
 

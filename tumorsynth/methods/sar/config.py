@@ -141,6 +141,11 @@ class PretrainConfig:
         Gradient reversal strength lambda (its maximum when ``reversal_ramp``).
     reversal_ramp : bool
         Raise lambda from 0 with DANN's schedule 2 / (1 + exp(-10 p)) - 1 over the run.
+    heads_input : str
+        What the scale and domain heads see: ``"clean"`` (the bottleneck features of the clean
+        crop, run beside the corrupted one in the same forward pass) or ``"corrupted"`` (those of
+        the restoration's input: one pass, but in our CPU runs the scale head then stayed at
+        chance for 200 steps where it reached 0.67 with ``clean``; see docs/sar.md).
     domain_on_tumour_crops : bool
         Let crops holding synthetic tumour voxels into the domain loss (default: left out, so
         that hiding the synthetic domain does not mean hiding tumours).
@@ -178,6 +183,7 @@ class PretrainConfig:
     domain_weight: float = 1.0
     reversal_strength: float = 0.1
     reversal_ramp: bool = True
+    heads_input: str = "clean"
     domain_on_tumour_crops: bool = False
     synth_config: str | dict[str, Any] = "liver"
     n_val_crops: int = 64
@@ -258,6 +264,8 @@ def _problems(c: PretrainConfig) -> list[str]:
     for name in ("restore_weight", "scale_weight", "domain_weight", "reversal_strength"):
         if getattr(c, name) < 0:
             out.append(f"{name}: at least 0, got {getattr(c, name)}")
+    if c.heads_input not in ("clean", "corrupted"):
+        out.append(f"heads_input: 'clean' or 'corrupted', got {c.heads_input!r}")
     if c.restore_weight + c.scale_weight + c.domain_weight <= 0:
         out.append("restore_weight, scale_weight, domain_weight: at least one must be positive")
     if c.window_hu[0] >= c.window_hu[1]:

@@ -11,15 +11,15 @@ Models Genesis (pytorch/)   here                                 difference
 flip, p 0.4, up to 3 times  ``RandAxisFlipd(prob=flip_prob)``    one flip at most (MG: a 2nd w.p. 0.16)
 local shuffle, 10 000       ``RandCoarseShuffled``, blocks of    blocks compound (MG shuffles each from
 blocks of 1..dim/10, p 0.5  1..dim/10, ``shuffle_blocks``        the original); the count is ours
-Bezier curve, half of the   :class:`RandBezierIntensityd`        none (the same curve and flip)
+Bezier curve, half of the   :class:`RandBezierIntensityd`        1000 points on the curve, not 100 000
 time inverted, p 0.9
 in-painting (1..5 boxes of  ``RandCoarseDropoutd(dropout_holes   1..5 boxes drawn uniformly (MG: each
 dim/6..dim/3, U(0, 1))      =True, fill_value=(0, 1))``          next one w.p. 0.95); no 3-voxel margin
 out-painting (keep 1..5     ``RandCoarseDropoutd(dropout_holes   as in-painting
 boxes of dim - 4/7..3/7     =False, fill_value=(0, 1))``
 dim, noise elsewhere)
-paint p 0.9, in 0.2/out 0.8  ``OneOf`` weights 0.2 / 0.8, each   none
-                            applied w.p. ``paint_prob``
+paint p 0.9; in 0.2, out    ``OneOf`` weights 0.2 / 0.8, each   none
+0.8                         applied w.p. ``paint_prob``
 ==========================  ===================================  ====================================
 
 Every transform draws from its MONAI random state: seed the pipeline with
@@ -37,8 +37,10 @@ from scipy.special import comb
 
 __all__ = ["RandBezierIntensityd", "bezier_curve", "models_genesis"]
 
-BEZIER_SAMPLES = 100_000
-"""Points on the curve that the intensities are interpolated on (Models Genesis' nTimes)."""
+BEZIER_SAMPLES = 1000
+"""Points on the curve that the intensities are interpolated on (Models Genesis samples 100 000;
+over 200 random curves, either branch, the mapping differs from that by at most 8e-5 on [0, 1],
+and sorts a hundredth of the points)."""
 
 
 def bezier_curve(

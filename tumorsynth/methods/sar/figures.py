@@ -78,6 +78,9 @@ def _efficiency(ax, results: Sequence[Mapping], metric: str) -> None:
         ax.errorbar(steps, means, yerr=sds, marker="o", capsize=3, color=COLOURS.get(init),
                     label=LABELS.get(init, init))  # fmt: skip
     ax.set_xscale("log")
+    ticks = sorted({r["steps"] for r in results})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("fine-tuning steps (budget)")
     ax.set_ylabel(f"held-out tumour {metric.replace('_', ' ')}")
     ax.set_title("(a) data efficiency: final score per budget")
@@ -97,15 +100,26 @@ def _convergence(ax, curves: Sequence[Mapping]) -> None:
 
 
 def _pretraining(ax, curves: Sequence[Mapping]) -> None:
+    twin = None
     for init in dict.fromkeys(c["init"] for c in curves):
         mine = sorted((c for c in curves if c["init"] == init), key=lambda c: c["step"])
-        ax.plot([c["step"] for c in mine], [c["restore_mse"] for c in mine], marker=".",
-                color=COLOURS.get(init), label=LABELS.get(init, init))  # fmt: skip
-    ax.set_yscale("log")
+        steps = [c["step"] for c in mine]
+        ax.plot(steps, [c["restore_mse"] for c in mine], marker=".", color=COLOURS.get(init),
+                label=f"{LABELS.get(init, init)}: MSE")  # fmt: skip
+        if any("scale_acc" in c for c in mine):
+            twin = twin or ax.twinx()
+            twin.plot(steps, [c.get("scale_acc", np.nan) for c in mine], linestyle="--",
+                      color=COLOURS.get(init), label=f"{LABELS.get(init, init)}: scale accuracy")  # fmt: skip
     ax.set_xlabel("pre-training step")
-    ax.set_ylabel("held-out restoration MSE")
-    ax.set_title("(c) pre-training")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("held-out restoration MSE (solid)")
+    ax.set_title("(c) pre-training, held-out crops")
+    handles, labels = ax.get_legend_handles_labels()
+    if twin is not None:
+        twin.set_ylabel("held-out scale accuracy (dashed)")
+        twin.set_ylim(0, 1)
+        more = twin.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize=8)
 
 
 def write_comparison(

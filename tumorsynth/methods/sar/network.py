@@ -11,8 +11,10 @@ backbone's deepest block (:func:`bottleneck`) keeps the bottleneck features :mat
 - domain: :math:`d(\mathrm{GAP}(\mathrm{GRL}_\lambda(z)))`, ``Linear(C, 128) - LeakyReLU(0.2) -
   Linear(128, 64) - LeakyReLU(0.2) - Linear(64, M)`` behind a gradient reversal layer.
 
-A head whose loss weight is 0 is not built (restoration-only pre-training is Models Genesis), so
-that every parameter of the network gets a gradient (DistributedDataParallel requires it).
+The heads see the features of the corrupted input, or (``heads_input: clean``, the default) of
+the clean crop, run beside it in the same forward pass. A head whose loss weight is 0 is not
+built (restoration-only pre-training is Models Genesis), so that every parameter of the network
+gets a gradient (DistributedDataParallel requires it).
 """
 
 from __future__ import annotations
@@ -129,10 +131,17 @@ class SarNet(nn.Module):
     def _keep(self, module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         self._features = output
 
-    def forward(self, x: torch.Tensor) -> SarOutput:
+    def forward(self, x: torch.Tensor, clean: torch.Tensor | None = None) -> SarOutput:
+        """Restore ``x`` (B, 1, X, Y, Z); the heads see the bottleneck features of ``x``, or of
+        ``clean`` (B, 1, X, Y, Z) when it is given (both run as one batch of 2B: the backbones
+        normalise each crop on its own, so the halves do not mix)."""
         self._features = None
-        restored = torch.sigmoid(self.restore(self.backbone(x)))
+        both = x if clean is None else torch.cat([x, clean])
+        out = self.backbone(both)
         z, self._features = self._features, None
+        if clean is not None:
+            out, z = out[: len(x)], z[len(x) :]
+        restored = torch.sigmoid(self.restore(out))
         scale = None if self.scale_head is None else self.scale_head(z)
         domain = None if self.domain_head is None else self.domain_head(self.reversal(z))
         return SarOutput(restored, scale, domain)

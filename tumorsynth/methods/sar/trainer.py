@@ -117,8 +117,14 @@ class SarTrainer(Trainer):
 
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         self.network.reversal.strength = self.reversal_strength()
-        loss, self.terms = self.loss_fn(self.net(batch["input"]), batch)
+        loss, self.terms = self.loss_fn(self.forward(self.net, batch), batch)
         return loss
+
+    def forward(self, net: torch.nn.Module, batch: dict[str, torch.Tensor]):
+        """``net`` on a batch: the heads on the clean crops or the corrupted ones
+        (``heads_input``; restoration-only runs need neither)."""
+        clean = self.config.heads_input == "clean" and any(self.heads().values())
+        return net(batch["input"], batch["target"] if clean else None)
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         values = super().train_step(batch)
@@ -134,7 +140,7 @@ class SarTrainer(Trainer):
         for lo in range(0, n, size):
             part = {k: v[lo : lo + size].to(device) for k, v in self.val_batch.items()}
             with self.autocast():
-                _, terms = self.loss_fn(self.network(part["input"]), part)
+                _, terms = self.loss_fn(self.forward(self.network, part), part)
             share = len(part["input"]) / n
             for key, value in terms.items():
                 if not math.isnan(value):
