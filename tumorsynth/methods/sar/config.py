@@ -231,8 +231,9 @@ def _network_problems(c: PretrainConfig) -> list[str]:
         out.append(
             f"input_size: {c.network} needs multiples of {multiple}, got {list(c.input_size)}"
         )
-    elif c.network == "swin_unetr" and min(c.input_size) < 64:
-        out.append(f"input_size: swin_unetr needs at least 64 per side, got {list(c.input_size)}")
+    elif min(c.input_size) < 2 * multiple:  # a 1-voxel bottleneck cannot be instance-normalised
+        out.append(f"input_size: {c.network} needs at least {2 * multiple} per side (its "
+                   f"bottleneck is input / {multiple}), got {list(c.input_size)}")  # fmt: skip
     if c.swin_feature_size < 12 or c.swin_feature_size % 12:
         out.append(f"swin_feature_size: a multiple of 12, got {c.swin_feature_size}")
     return out
