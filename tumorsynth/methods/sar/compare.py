@@ -116,9 +116,12 @@ def _prepare(out_dir: Path, config: SarConfig, resume: bool, overwrite: bool) ->
     if record.exists() and not (resume or overwrite):
         raise ConfigError(f"{out_dir} holds a comparison already: pass --resume to continue it or "
                           "--overwrite to start again")  # fmt: skip
-    if resume and record.exists() and json.loads(record.read_text()) != config.to_dict():
-        raise ConfigError(f"--resume: {record} differs from this config; use another --out or "
-                          "--overwrite")  # fmt: skip
+    if resume and record.exists():
+        earlier, now = json.loads(record.read_text()), config.to_dict()
+        for section in ("pretrain", "finetune"):  # compare may grow: more seeds, budgets
+            if earlier.get(section) != now[section]:
+                raise ConfigError(f"--resume: the {section} section differs from {record}'s; use "
+                                  "another --out or --overwrite")  # fmt: skip
     if overwrite and not resume:
         for name in OWN:
             target = out_dir / name
@@ -199,7 +202,8 @@ def compare(
         The comparison's folder: ``pretrain/<init>/``, ``finetune/<init>/b<budget>_s<seed>/``
         (run folders of ``tumorsynth train``) and the results.
     resume : bool
-        Keep the finished runs of an earlier call with the same config and continue the others.
+        Keep the finished runs of an earlier call with the same ``pretrain`` and ``finetune``
+        sections (``compare`` may differ: more seeds or budgets) and continue the others.
     overwrite : bool
         Start again in a folder that holds a comparison (only what a comparison writes goes).
     progress : bool
