@@ -178,6 +178,30 @@ def _finetune_runs(config: SarConfig) -> list[tuple[str, float, int]]:
     return [(init, b, s) for s in cmp.seeds for b in sorted(cmp.budgets) for init in cmp.inits]
 
 
+def _finetune_all(
+    config: SarConfig, base: TrainConfig, out_dir: Path, checkpoints: dict[str, Path],
+    resume: bool, progress: bool,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # fmt: skip
+    """Fine-tune and score every (init, budget, seed): the rows of ``results.csv`` and
+    ``curves.csv``."""
+    cases = load_val_cases(base, progress=False)
+    device = "cuda" if base.device != "cpu" and _cuda() else "cpu"
+    results, curves = [], []
+    for init, budget, seed in _finetune_runs(config):
+        run = out_dir / "finetune" / init / f"b{budget:g}_s{seed}"
+        steps = budget_steps(budget, base.steps)
+        init_from = str(checkpoints[init]) if init in checkpoints else None
+        cfg = finetune_config(config, out_dir=str(run), steps=steps, seed=seed, init_from=init_from)
+        log.info("fine-tuning from %s, %d steps (budget %g), seed %d", init, steps, budget, seed)
+        _run(train, cfg, resume, progress)
+        scores = _score(run, cases, device)
+        results.append({"init": init, "budget": budget, "steps": steps, "seed": seed, **scores,
+                        "run": str(run.relative_to(out_dir))})  # fmt: skip
+        for row in _val_rows(run, ("tumour_dice", "organ_dice")):
+            curves.append({"init": init, "budget": budget, "seed": seed, **row})
+    return results, curves
+
+
 def _check_validation(cfg: TrainConfig) -> None:
     if not (cfg.val_images or cfg.n_val_synthetic):
         raise ConfigError("finetune: compare scores every segmenter on validation cases: set "
@@ -224,21 +248,7 @@ def compare(
     _check_validation(base)
     _prepare(out_dir, config, resume, overwrite)
     checkpoints = _pretrain_all(config, out_dir, resume, progress)
-    cases = load_val_cases(base, progress=False)
-    device = "cuda" if base.device != "cpu" and _cuda() else "cpu"
-    results, curves = [], []
-    for init, budget, seed in _finetune_runs(config):
-        run = out_dir / "finetune" / init / f"b{budget:g}_s{seed}"
-        steps = budget_steps(budget, base.steps)
-        init_from = str(checkpoints[init]) if init in checkpoints else None
-        cfg = finetune_config(config, out_dir=str(run), steps=steps, seed=seed, init_from=init_from)
-        log.info("fine-tuning from %s, %d steps (budget %g), seed %d", init, steps, budget, seed)
-        _run(train, cfg, resume, progress)
-        scores = _score(run, cases, device)
-        results.append({"init": init, "budget": budget, "steps": steps, "seed": seed, **scores,
-                        "run": str(run.relative_to(out_dir))})  # fmt: skip
-        for row in _val_rows(run, ("tumour_dice", "organ_dice")):
-            curves.append({"init": init, "budget": budget, "seed": seed, **row})
+    results, curves = _finetune_all(config, base, out_dir, checkpoints, resume, progress)
     pretraining = [
         {"init": init, **row}
         for init in checkpoints
