@@ -144,7 +144,7 @@ class PretrainConfig:
     heads_input : str
         What the scale and domain heads see: ``"clean"`` (the bottleneck features of the clean
         crop, run beside the corrupted one in the same forward pass) or ``"corrupted"`` (those of
-        the restoration's input: one pass, but in our CPU runs the scale head then stayed at
+        the restoration's input: one pass, but in our CPU runs the scale head then stayed near
         chance for 200 steps where it reached 0.67 with ``clean``; see docs/sar.md).
     domain_on_tumour_crops : bool
         Let crops holding synthetic tumour voxels into the domain loss (default: left out, so

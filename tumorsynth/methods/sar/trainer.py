@@ -29,7 +29,7 @@ from tumorsynth.methods.sar.config import PretrainConfig
 from tumorsynth.methods.sar.crops import SarCrops, fixed_crops
 from tumorsynth.methods.sar.domains import load_domains
 from tumorsynth.methods.sar.losses import SarLoss
-from tumorsynth.methods.sar.network import BACKBONE_PREFIX, SarNet
+from tumorsynth.methods.sar.network import BACKBONE_PREFIX, SarNet, SarOutput
 from tumorsynth.methods.sar.reversal import dann_lambda
 from tumorsynth.segment.networks import default_channels
 from tumorsynth.train.data import stream_seed
@@ -132,21 +132,23 @@ class SarTrainer(Trainer):
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """The loss terms on the held-out crops (every rank scores all of them: they are few)."""
+        """The loss terms on the held-out crops, run in batches and scored together (every rank
+        scores all of them: they are few)."""
         self.network.eval()
         device, size = self.runtime.device, self.config.batch_size
         n = len(self.val_batch["input"])
-        sums: dict[str, float] = {}
+        parts = []
         for lo in range(0, n, size):
             part = {k: v[lo : lo + size].to(device) for k, v in self.val_batch.items()}
             with self.autocast():
-                _, terms = self.loss_fn(self.forward(self.network, part), part)
-            share = len(part["input"]) / n
-            for key, value in terms.items():
-                if not math.isnan(value):
-                    sums[key] = sums.get(key, 0.0) + value * share
+                out = self.forward(self.network, part)
+            parts.append([None if t is None else t.float().cpu() for t in out])
+        output = SarOutput(
+            *[None if ts[0] is None else torch.cat(ts) for ts in zip(*parts, strict=True)]
+        )
+        _, terms = self.loss_fn(output, self.val_batch)
         self.network.train()
-        return sums
+        return {k: v for k, v in terms.items() if not math.isnan(v)}
 
     def checkpoint_meta(self) -> dict[str, Any]:
         """The backbone's spec (``init_from`` checks and strips ``backbone_prefix``), the heads,
