@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.transforms import MapTransform, RandomizableTransform
 from scipy.special import comb
 
 __all__ = ["RandBezierIntensityd", "bezier_curve", "models_genesis"]
@@ -68,16 +69,7 @@ def bezier_curve(
     return points[:, 0] @ basis, points[:, 1] @ basis
 
 
-def _monai_random_map():
-    from monai.transforms import MapTransform, RandomizableTransform
-
-    return MapTransform, RandomizableTransform
-
-
-_MapTransform, _RandomizableTransform = _monai_random_map()
-
-
-class RandBezierIntensityd(_RandomizableTransform, _MapTransform):
+class RandBezierIntensityd(RandomizableTransform, MapTransform):
     r"""Models Genesis' non-linear intensity transform of images in [0, 1].
 
     With probability ``prob``, intensities are mapped through a Bézier curve from (0, 0) to
@@ -95,8 +87,8 @@ class RandBezierIntensityd(_RandomizableTransform, _MapTransform):
     """
 
     def __init__(self, keys: Any, prob: float = 0.9, allow_missing_keys: bool = False) -> None:
-        _MapTransform.__init__(self, keys, allow_missing_keys)
-        _RandomizableTransform.__init__(self, prob)
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
         self.curve: tuple[np.ndarray, np.ndarray] | None = None
         self.inverted = False
 
