@@ -16,6 +16,7 @@ from tumorsynth.cli.phantom import phantom
 from tumorsynth.cli.predict import predict
 from tumorsynth.cli.preview import preview
 from tumorsynth.cli.replay import replay
+from tumorsynth.cli.sar import sar
 from tumorsynth.cli.spars import spars
 from tumorsynth.cli.train import train
 from tumorsynth.cli.warmup import warmup
@@ -59,6 +60,7 @@ for command in (
     warmup,
     spars,
     aslseg,
+    sar,
 ):
     cli.add_command(command)
 

@@ -71,6 +71,11 @@ class TrainConfig:
         Channels per level (UNet: 5 by default, 16 ... 256; BasicUNet: 6, as MONAI's default).
     swin_feature_size : int
         SwinUNETR's feature size (a multiple of 12: 12 tiny, 24 small, 48 base).
+    init_from : str, optional
+        A checkpoint to start the network from (e.g. ``best.pt`` of ``tumorsynth sar pretrain``
+        or of another ``train`` run) instead of random weights: of the same network (``network``,
+        ``channels``, ``swin_feature_size``); the tensors whose names and shapes match are
+        loaded, the rest is reported and kept at its initialisation. Ignored on ``--resume``.
     patch_size : 3 ints
         Training crop and sliding-window size, voxels (X, Y, Z).
     batch_size : int
@@ -132,6 +137,7 @@ class TrainConfig:
     network: str = "unet"
     channels: list[int] | None = None
     swin_feature_size: int = 48
+    init_from: str | None = None
     patch_size: Triple = (96, 96, 96)
     batch_size: int = 2
     window_hu: tuple[float, float] = (-21.0, 189.0)
@@ -184,6 +190,8 @@ def _problems(c: TrainConfig) -> list[str]:
     elif c.network == "swin_unetr" and min(c.patch_size) < 64:
         # its deepest features are patch / 32 voxels: 1 voxel cannot be instance-normalised
         out.append(f"patch_size: swin_unetr needs at least 64 per side, got {list(c.patch_size)}")
+    if c.init_from is not None and not c.init_from.strip():
+        out.append("init_from: a checkpoint path or null, got an empty string")
     if c.masks and not c.images:
         out.append("masks: given without images")
     if c.images and c.dataset:

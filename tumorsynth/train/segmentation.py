@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tumorsynth.errors import ConfigError, TumorSynthError
+from tumorsynth.errors import ConfigError, InputError, TumorSynthError
+from tumorsynth.segment.checkpoint import load_checkpoint
 from tumorsynth.segment.networks import build_network, network_spec
 from tumorsynth.segment.predict import Predictor, window
 from tumorsynth.stream import insert_tumours
@@ -34,7 +35,7 @@ from tumorsynth.train.logs import StreamLog
 from tumorsynth.train.trainer import Trainer, TrainResult
 from tumorsynth.train.validate import validate
 
-__all__ = ["SegmentationTrainer", "train"]
+__all__ = ["SegmentationTrainer", "init_network", "load_matching", "read_init", "train"]
 
 log = logging.getLogger("tumorsynth.train")
 
@@ -69,6 +70,9 @@ class SegmentationTrainer(Trainer):
     def build_data(self) -> None:
         """Hosts, validation cases (this rank's share), the device that renders the tumours."""
         cfg, rt = self.config, self.runtime
+        self.init_state = None  # checked before the (slow) hosts are read
+        if cfg.init_from and not self.resume:
+            self.init_state = read_init(cfg.init_from, network_spec(cfg), cfg.window_hu)
         self.gpu_synth = self._gpu_synthesis()
         self.hosts = load_hosts(cfg, progress=self.progress and rt.main)
         self.val_cases = load_val_cases(cfg, self.progress and rt.main, (rt.rank, rt.world))
@@ -93,7 +97,11 @@ class SegmentationTrainer(Trainer):
         return True
 
     def build_network(self) -> nn.Module:
-        return build_network(self.config)
+        """The config's network; with ``init_from`` (and not resuming), started from it."""
+        network = build_network(self.config)
+        if self.init_state is not None:
+            load_matching(network, self.init_state, self.config.init_from)
+        return network
 
     def build_loss(self):
         from monai.losses import DiceCELoss
@@ -161,6 +169,77 @@ class SegmentationTrainer(Trainer):
     def close_logs(self) -> None:
         super().close_logs()
         self.streams.close()
+
+
+def _architecture(spec: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a network spec that shape its weights (SwinUNETR ignores ``channels``,
+    the UNets ``swin_feature_size``)."""
+    key = "swin_feature_size" if spec.get("network") == "swin_unetr" else "channels"
+    return {"network": spec.get("network"), key: spec.get(key)}
+
+
+def read_init(path: str, spec: dict[str, Any], window_hu: Any = None) -> dict[str, Any]:
+    """The checkpoint of ``init_from`` (``path``), checked against the network ``spec``: a
+    ``train`` checkpoint (its ``network``) or a method's (its ``backbone``, a network spec that
+    ``predict`` does not take for a segmenter).
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable checkpoint, or one that records no network.
+    ConfigError
+        A checkpoint of another network than ``spec``'s.
+    """
+    state = load_checkpoint(path)
+    theirs = state.get("backbone", state.get("network"))
+    if not isinstance(theirs, dict):
+        raise InputError(
+            f"init_from {path}: records no network (not a train or pretrain checkpoint)"
+        )
+    if _architecture(theirs) != _architecture(spec):
+        raise ConfigError(
+            f"init_from {path}: a checkpoint of {_architecture(theirs)}, but this run trains "
+            f"{_architecture(spec)}: pre-train the same network or change network/channels"
+        )
+    if window_hu is not None and state.get("window_hu") not in (None, list(window_hu)):
+        log.warning("init_from %s: pre-trained with window_hu %s, this run uses %s", path,
+                    state["window_hu"], list(window_hu))  # fmt: skip
+    return state
+
+
+def load_matching(network: nn.Module, state: dict[str, Any], path: str) -> dict[str, list[str]]:
+    """Load into ``network`` the tensors of checkpoint ``state`` (read from ``path``) whose names
+    and shapes match. A method's checkpoint that holds more than the network (e.g. SAR's heads)
+    names the network's part with a ``backbone_prefix`` entry; only the tensors under it count.
+
+    Returns
+    -------
+    dict
+        ``loaded``: the network's tensors taken from the checkpoint; ``kept``: those left at their
+        initialisation (no tensor of that name and shape in it); ``unused``: the checkpoint's
+        tensors the network has no place for. The counts (and the names of ``kept``) are logged.
+    """
+    prefix = str(state.get("backbone_prefix", ""))
+    own = network.state_dict()
+    weights = {k[len(prefix) :]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    loaded = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    network.load_state_dict(loaded, strict=False)
+    report = {
+        "loaded": sorted(loaded),
+        "kept": sorted(set(own) - set(loaded)),
+        "unused": sorted(set(state["model"]) - {prefix + k for k in loaded}),
+    }
+    log.info("init_from %s: loaded %d of the network's %d tensors; kept at initialisation: %s; "
+             "%d tensors of the checkpoint unused", path, len(loaded), len(own),
+             ", ".join(report["kept"]) or "none", len(report["unused"]))  # fmt: skip
+    return report
+
+
+def init_network(
+    network: nn.Module, path: str, spec: dict[str, Any], window_hu: Any = None
+) -> dict[str, list[str]]:
+    """:func:`read_init` then :func:`load_matching`: ``network`` started from checkpoint ``path``."""
+    return load_matching(network, read_init(path, spec, window_hu), path)
 
 
 def train(
