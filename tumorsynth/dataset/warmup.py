@@ -51,7 +51,9 @@ def _toy_host(shape=(48, 44, 40), seed=0):
 def warm_engine() -> float:
     """Run every engine kernel once (sampling and rendering, both presets); CPU seconds."""
     from tumorsynth.engine.pipeline import synthesize
+    from tumorsynth.kernels.compile_notice import silence
 
+    silence()  # warm_up's caller has said what is happening
     start = time.process_time()
     image, organ = _toy_host()
     for preset in ("liver", "syntumor"):
@@ -63,8 +65,10 @@ def warm_engine() -> float:
 
 def warm_phantom() -> float:
     """Make a coarse phantom (every phantom kernel runs whatever the spacing); CPU seconds."""
+    from tumorsynth.kernels.compile_notice import silence
     from tumorsynth.phantom import make_phantom
 
+    silence()
     start = time.process_time()
     make_phantom(seed=0, spacing_mm=8.0)
     return time.process_time() - start

@@ -14,7 +14,7 @@ import threading
 
 from numba.core import event
 
-__all__ = ["NOTICE", "install"]
+__all__ = ["NOTICE", "install", "silence"]
 
 NOTICE = (
     "compiling numba kernels: first run only, about a minute (later runs load them from the "
@@ -52,3 +52,8 @@ def install() -> None:
     if not _installed:
         event.register("numba:compile", _LISTENER)
         _installed = True
+
+
+def silence() -> None:
+    """No notice in this process (one that compiles on purpose, and has said so already)."""
+    _LISTENER.told = True
