@@ -19,7 +19,7 @@ from tumorsynth.engine.params import LesionParams, TumorParams
 from tumorsynth.engine.rng import as_generator, fresh_seed
 from tumorsynth.engine.stages.capsule import sample_capsule
 from tumorsynth.engine.stages.intensity import sample_intensity
-from tumorsynth.engine.stages.location import no_room_error, place
+from tumorsynth.engine.stages.location import check_organ_size, no_room_error, place
 from tumorsynth.engine.stages.mass_effect import sample_mass_effect
 from tumorsynth.engine.stages.shape import ShapeParams, plan_counts, sample_shape
 from tumorsynth.engine.stages.sites import halo_mm
@@ -86,7 +86,7 @@ def sample_params(
         Bad image, mask or spacing.
     PlacementError
         No tumour fits in :data:`MAX_DRAWS` draws (or, with ``location.if_no_room: raise``, one
-        tumour does not).
+        tumour does not), or the organ is smaller than the config's ``location.min_organ_ml``.
 
     Notes
     -----
@@ -97,6 +97,7 @@ def sample_params(
     case = as_case(image, organ, spacing_mm)
     be = get_backend(like=case.image)  # placement queries run where the arrays are
     cfg = load_config(config)
+    check_organ_size(case, cfg.location, cfg.name)
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     gen = as_generator(rng)
     tried = []
@@ -116,9 +117,8 @@ def sample_params(
                 draw=draw,
             )
         tried.append(dropped)
-    raise no_room_error(
-        case, min(tried, key=lambda s: np.mean(s.semi_axes_mm)), cfg.location, draws=MAX_DRAWS
-    )
+    smallest = min(tried, key=lambda s: np.mean(s.semi_axes_mm))
+    raise no_room_error(case, smallest, cfg.location, draws=MAX_DRAWS, config_name=cfg.name)
 
 
 def _draw_lesions(

@@ -47,7 +47,7 @@ from tumorsynth.engine.stages.shape import (
 from tumorsynth.engine.stages.sites import exophytic_depths_mm, lateral_interval
 from tumorsynth.errors import ConfigError, PlacementError
 
-__all__ = ["LocationConfig", "Placement", "no_room_error", "place"]
+__all__ = ["LocationConfig", "Placement", "check_organ_size", "no_room_error", "place"]
 
 BATCH, MAX_BATCHES = 64, 256  # candidate centres are drawn and screened 64 at a time
 VESSEL_SAFETY_HU = 0.5  # placement tests a threshold this much lower, so rounding never lets a
@@ -93,6 +93,9 @@ class LocationConfig:
     exophytic_depth_fraction : float
         An exophytic tumour's centre lies less than this fraction of its mean semi-axis from the
         organ's outline (at most its inscribed radius), so that part of it protrudes.
+    min_organ_ml : float
+        A smaller organ is refused, in one line (a part of a gland cut by the field of view, or a
+        mask at too coarse a spacing, would clip most of any tumour to a few voxels); 0: none.
     """
 
     axial_band: tuple[float, float] = (0.0, 1.0)
@@ -110,6 +113,7 @@ class LocationConfig:
     exophytic_probability: float = 0.0
     exophytic_margin_mm: float = 0.0
     exophytic_depth_fraction: float = 0.5
+    min_organ_ml: float = 0.0
 
     def __post_init__(self) -> None:
         lo, hi = self.axial_band
@@ -273,17 +277,35 @@ def labels_a_voxel(
     return bool(((rho <= radial) & (organ > 0)).any())
 
 
+def check_organ_size(case: Case, cfg: LocationConfig, config_name: str = "") -> None:
+    """Raise a one-line :class:`PlacementError` when the organ is smaller than
+    ``cfg.min_organ_ml``."""
+    volume_ml = case.organ_stats.n_voxels * float(np.prod(case.spacing_mm)) / 1000.0
+    if volume_ml < cfg.min_organ_ml:
+        of = f" the {config_name} config" if config_name else " this config"
+        raise PlacementError(
+            f"{case.source}: the organ ({volume_ml:.3g} ml) is too small for{of}, which needs "
+            f"at least {cfg.min_organ_ml:g} ml (location.min_organ_ml): is the mask the whole "
+            "organ, and the right label?"
+        )
+
+
 def no_room_error(
-    case: Case, shape: ShapeParams, cfg: LocationConfig, draws: int = 1
+    case: Case, shape: ShapeParams, cfg: LocationConfig, draws: int = 1, config_name: str = ""
 ) -> PlacementError:
     """The error for a tumour that does not fit (see :func:`place`); ``draws``: how many draws of
-    tumours were tried before giving up (see :func:`tumorsynth.sample_params`)."""
+    tumours were tried before giving up (see :func:`tumorsynth.sample_params`); ``config_name``:
+    the config (preset) that drew them, named in the message."""
     mean_r = float(np.mean(shape.semi_axes_mm))
     depth_mm = max(cfg.min_depth_mm, cfg.depth_fraction * mean_r)
     tried = f"in {draws} draws, " if draws > 1 else ""
+    stats = case.organ_stats
+    volume_ml = stats.n_voxels * float(np.prod(case.spacing_mm)) / 1000.0
+    of = f" of the {config_name} config" if config_name else ""
     return PlacementError(
         f"{case.source}: no room for a {shape.size_class} tumour (mean semi-axis {mean_r:.1f} mm, "
         f"centre at least {depth_mm:.1f} mm inside the organ) {tried}after {cfg.max_tries} tries "
-        "each: the organ is too small or too vascular for this size class (lower "
-        "location.depth_fraction, turn off location.avoid_vessels, or choose a smaller size_class)"
+        f"each: the organ ({volume_ml:.3g} ml) is too small or too vascular for this size "
+        f"class{of} (lower location.depth_fraction, turn off location.avoid_vessels, or choose a "
+        "smaller size_class)"
     )
