@@ -63,12 +63,14 @@ def _contrast(case: ts.Case, result: ts.Synthesis, lesion) -> tuple[float | None
     spacing = np.asarray(case.spacing_mm)
     lo = np.maximum(np.floor((centre - extent) / spacing).astype(int), 0)
     hi = np.minimum(np.ceil((centre + extent) / spacing).astype(int) + 1, case.shape)
-    grid = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij"), -1)
+    grid = np.stack(
+        np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)], indexing="ij"), -1
+    )
     f = lesion_fields(row, grid * spacing - centre)
     tissue = (f["sd"] <= -L.EDGE_REACH * row[L.EDGE_SIGMA]) & (
         f["rho"] > row[L.NECRO_RHO] + 5 * L.NECRO_SOFT
     )
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     values = result.image[box][tissue & (result.label[box] == 2)]
     if values.size < 5:
         return None, 0.0
@@ -182,7 +184,7 @@ def test_an_organ_too_small_for_the_preset_is_one_clear_line(hosts):
 
 
 def test_exophytic_growth_needs_a_replacing_tumour_and_a_margin():
-    with pytest.raises(ts.ConfigError, match="needs intensity.replace"):
+    with pytest.raises(ts.ConfigError, match=r"needs intensity\.replace"):
         ts.load_config({"preset": "kidney", "intensity": {"replace": False}})
     with pytest.raises(ts.ConfigError, match="exophytic_margin_mm > 0"):
         ts.load_config({"preset": "kidney", "location": {"exophytic_margin_mm": 0.0}})
