@@ -33,6 +33,7 @@ __all__ = [
     "VAL_PHANTOM_SEED",
     "ValCase",
     "augment",
+    "compose_targets",
     "host_organs",
     "load_hosts",
     "load_val_cases",
@@ -107,8 +108,7 @@ def load_hosts(config: TrainConfig, progress: bool = True) -> list[Case]:
     cases = []
     hosts = list(zip(*per_organ, strict=True))
     for sources in tqdm(hosts, desc="hosts", unit="case", disable=not progress, leave=False):
-        group = [_load_host(config, source, organ)
-                 for source, organ in zip(sources, config.organs, strict=True)]  # fmt: skip
+        group = _load_group(config, sources)
         if multi_organ(config):
             group = _with_context(config, group)
         cases += group
@@ -120,8 +120,21 @@ def host_organs(config: TrainConfig, n_cases: int) -> list[str]:
     return [config.organs[k % len(config.organs)] for k in range(n_cases)]
 
 
-def _load_host(config: TrainConfig, source, organ: str) -> Case:
-    case = load_source(source).case
+def _load_group(config: TrainConfig, sources) -> list[Case]:
+    """The cases of one host, one per organ (a phantom is rendered once, its organs taken from
+    its label map)."""
+    if not sources[0].is_phantom:
+        return [_load_host(config, load_source(s).case, s) for s in sources]
+    from tumorsynth.phantom import organ_case
+
+    first = load_source(sources[0]).case
+    return [
+        _load_host(config, first if k == 0 else organ_case(first, organ), source)
+        for k, (source, organ) in enumerate(zip(sources, config.organs, strict=True))
+    ]
+
+
+def _load_host(config: TrainConfig, case: Case, source) -> Case:
     image, mask, spacing = _resampled(config, case.image, case.organ, case.spacing_mm)
     if image is not case.image:
         case = as_case(image, mask, spacing, source=case.source, direction=case.direction)
@@ -234,6 +247,14 @@ def _organ_box(case: Case, margin: np.ndarray) -> tuple[slice, ...]:
     lo = np.maximum(np.asarray(stats.bbox_lo) - margin, 0)
     hi = np.minimum(np.asarray(stats.bbox_hi) + margin, case.shape)
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def compose_targets(label, context, codes):
+    """Training targets of a batch whose items carry the host's map of organs: the map
+    (``context``, every trained organ in its code), with each item's tumour voxels (``label`` 2)
+    in its own tumour code (``codes[:, 1]``); (B, 1, X, Y, Z) tensors, ``codes`` (B, 2)."""
+    tumour = codes[:, 1].to(label.device).view(-1, 1, 1, 1, 1)
+    return torch.where(label == 2, tumour, context.to(label.device).long())
 
 
 def stream_seed(seed: int, start_step: int) -> int:

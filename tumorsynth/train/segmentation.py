@@ -31,7 +31,13 @@ from tumorsynth.segment.networks import build_network, network_spec
 from tumorsynth.segment.predict import Predictor, window
 from tumorsynth.stream import insert_tumours
 from tumorsynth.train.config import TrainConfig
-from tumorsynth.train.data import augment, load_hosts, load_val_cases, make_loader
+from tumorsynth.train.data import (
+    augment,
+    compose_targets,
+    load_hosts,
+    load_val_cases,
+    make_loader,
+)
 from tumorsynth.train.logs import StreamLog
 from tumorsynth.train.trainer import Trainer, TrainResult
 from tumorsynth.train.validate import validate
@@ -139,9 +145,7 @@ class SegmentationTrainer(Trainer):
         if self.gpu_synth:
             image, label = insert_tumours(image, label, batch["params"])
         if "context" in batch:  # several organs, or per-organ codes: the host's map of organs
-            context = batch["context"].to(device, non_blocking=True).long()
-            tumour = batch["codes"].to(device)[:, 1].view(-1, 1, 1, 1, 1)
-            label = torch.where(label == 2, tumour, context)
+            label = compose_targets(label, batch["context"], batch["codes"])
         x, y = window(image, self.config.window_hu), label.long()
         if self.config.augment:
             x, y = augment(x, y, self.aug_rng)
