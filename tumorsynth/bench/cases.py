@@ -50,7 +50,7 @@ from tumorsynth.engine.packing import lesion_box, shape_row
 from tumorsynth.engine.params import LesionParams, TumorParams
 from tumorsynth.engine.pipeline import render, sample_params
 from tumorsynth.engine.stages.capsule import sample_capsule
-from tumorsynth.engine.stages.location import VESSEL_SAFETY_HU, LocationConfig, place
+from tumorsynth.engine.stages.location import VESSEL_SAFETY_HU, LocationConfig, place_site
 from tumorsynth.engine.stages.mass_effect import sample_mass_effect
 from tumorsynth.engine.stages.shape import ShapeParams, shape_geometry
 from tumorsynth.engine.stages.sites import halo_mm
@@ -176,12 +176,12 @@ def _replace_shape(
 ) -> LesionParams:
     """The lesion with a new shape: placed again, its mass effect and capsule drawn again."""
     halo = halo_mm(cfg.intensity, cfg.capsule)
-    site = place(rng, host.case, cfg.location, shape, [], organ_hu, halo_mm=halo)
+    site = place_site(rng, host.case, cfg.location, shape, [], organ_hu, halo_mm=halo)
     if site is None:
         relaxed = dataclasses.replace(
             cfg.location, depth_fraction=0.0, avoid_vessels=False, if_no_room="skip"
         )
-        site = place(rng, host.case, relaxed, shape, [], organ_hu, halo_mm=halo)
+        site = place_site(rng, host.case, relaxed, shape, [], organ_hu, halo_mm=halo)
     if site is None:
         raise PlacementError(
             f"{host.name}: no room for a tumour of equivalent radius "

@@ -316,7 +316,7 @@ def generate_dataset(
     if not sources:
         raise InputError("no input cases")
     jobs = plan_jobs(
-        sources, seed=seed, n_per_case=n_per_case, n_cases=n_cases, prefix=prefix or None,
+        sources, seed=seed, n_per_case=n_per_case, n_cases=n_cases, prefix=prefix,
         phantom_prefix=organ,
     )  # fmt: skip
     if shard is not None:

@@ -19,7 +19,7 @@ from tumorsynth.engine.params import LesionParams, TumorParams
 from tumorsynth.engine.rng import as_generator, fresh_seed
 from tumorsynth.engine.stages.capsule import sample_capsule
 from tumorsynth.engine.stages.intensity import sample_intensity
-from tumorsynth.engine.stages.location import check_organ_size, no_room_error, place
+from tumorsynth.engine.stages.location import check_organ_size, no_room_error, place_site
 from tumorsynth.engine.stages.mass_effect import sample_mass_effect
 from tumorsynth.engine.stages.shape import ShapeParams, plan_counts, sample_shape
 from tumorsynth.engine.stages.sites import halo_mm
@@ -138,7 +138,7 @@ def _draw_lesions(
     for name, count in plan_counts(gen, cfg.shape, size_class):
         for _ in range(count):
             shape = sample_shape(gen, cfg.shape, name)
-            site = place(gen, case, cfg.location, shape, placed, median_hu, be=be, halo_mm=halo)
+            site = place_site(gen, case, cfg.location, shape, placed, median_hu, be, halo)
             if site is None:
                 first_dropped = first_dropped or shape
                 continue

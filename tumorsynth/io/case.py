@@ -133,9 +133,13 @@ def _binary_organ(mask: sitk.Image, organ_label: OrganLabel, path: Path) -> sitk
                 if selection.label_map is not None
                 else ""
             )
+            what = (
+                f"no voxel has {selection.describe()}"
+                if selection.organ is None
+                else f"the label map has no {selection.describe()}"
+            )
             raise InputError(
-                f"{path}: the label map has no {selection.describe()} (labels present: "
-                f"{_shown(np.unique(array), 12)}){hint}"
+                f"{path}: {what} (labels present: {_shown(np.unique(array), 12)}){hint}"
             )
     out = sitk.GetImageFromArray(organ)
     out.CopyInformation(mask)

@@ -44,10 +44,17 @@ from tumorsynth.engine.stages.shape import (
     sh_basis,
     shape_geometry,
 )
-from tumorsynth.engine.stages.sites import exophytic_depths_mm, lateral_interval
+from tumorsynth.engine.stages.sites import exophytic_depths_mm, grows_into, lateral_interval
 from tumorsynth.errors import ConfigError, PlacementError
 
-__all__ = ["LocationConfig", "Placement", "check_organ_size", "no_room_error", "place"]
+__all__ = [
+    "LocationConfig",
+    "Placement",
+    "check_organ_size",
+    "no_room_error",
+    "place",
+    "place_site",
+]
 
 BATCH, MAX_BATCHES = 64, 256  # candidate centres are drawn and screened 64 at a time
 VESSEL_SAFETY_HU = 0.5  # placement tests a threshold this much lower, so rounding never lets a
@@ -93,6 +100,10 @@ class LocationConfig:
     exophytic_depth_fraction : float
         An exophytic tumour's centre lies less than this fraction of its mean semi-axis from the
         organ's outline (at most its inscribed radius), so that part of it protrudes.
+    exophytic_into_hu : tuple of float or None
+        An exophytic tumour's part outside the organ lies, for the most part, in host voxels of
+        this HU range (the fat around the kidney; see
+        :func:`~tumorsynth.engine.stages.sites.grows_into`); None: anywhere.
     min_organ_ml : float
         A smaller organ is refused, in one line (a part of a gland cut by the field of view, or a
         mask at too coarse a spacing, would clip most of any tumour to a few voxels); 0: none.
@@ -113,6 +124,7 @@ class LocationConfig:
     exophytic_probability: float = 0.0
     exophytic_margin_mm: float = 0.0
     exophytic_depth_fraction: float = 0.5
+    exophytic_into_hu: tuple[float, float] | None = None
     min_organ_ml: float = 0.0
 
     def __post_init__(self) -> None:
@@ -149,6 +161,22 @@ class Placement:
 
 
 def place(
+    rng: np.random.Generator,
+    case: Case,
+    cfg: LocationConfig,
+    shape: ShapeParams,
+    placed: list[tuple[np.ndarray, float]],
+    organ_hu: float,
+    be: Backend | None = None,
+    halo_mm: float = 0.0,
+) -> tuple[float, float, float] | None:
+    """Draw an accepted centre (mm) for a tumour of the given shape, or None to skip it: the centre
+    of :func:`place_site` (which also tells whether the tumour is exophytic)."""
+    site = place_site(rng, case, cfg, shape, placed, organ_hu, be, halo_mm)
+    return None if site is None else site.center_mm
+
+
+def place_site(
     rng: np.random.Generator,
     case: Case,
     cfg: LocationConfig,
@@ -211,6 +239,9 @@ def place(
             center = centres[n]
             if exophytic and be.kernels.ball_inside_organ(case.organ, spacing, center, protrude_mm):
                 continue  # too deep: it would not protrude
+            into = cfg.exophytic_into_hu
+            if exophytic and into and not grows_into(case, be, center, geom, shape.deform, into):
+                continue  # it would grow into another organ, not into the fat
             if check_vessels:
                 row = shape_row(center, geom, shape.deform)
                 box = lesion_box(center, geom.extent_mm(geom.r_hi), spacing, case.shape)

@@ -21,6 +21,10 @@ Two organ-specific refinements of :mod:`~tumorsynth.engine.stages.location`:
   :math:`|p - c| \le a_{max} R_{hi} + h` (the largest semi-axis times the bound of the radial
   function, plus the halo :math:`h` of the edge blur and capsule). So
   :math:`d = a_{max} R_{hi} + h + \delta - m` bounds the margin by :math:`m`.
+  With ``exophytic_into_hu`` set, the part outside the organ must also lie, for the most part
+  (:data:`INTO_SHARE` of a fixed lattice of points filling the tumour), in host voxels within that
+  HU range: the perirenal fat the kidney preset grows into, not the liver, spleen, bowel or muscle
+  beside the kidney.
 """
 
 from __future__ import annotations
@@ -30,10 +34,22 @@ import numpy as np
 from tumorsynth.engine.case import Case
 from tumorsynth.engine.stages.capsule import CapsuleConfig
 from tumorsynth.engine.stages.intensity import IntensityConfig
-from tumorsynth.engine.stages.shape import ShapeGeometry
+from tumorsynth.engine.stages.shape import MIN_RADIAL, ShapeGeometry, sh_basis
 from tumorsynth.kernels.layout import CAPS_OUT, EDGE_REACH
 
-__all__ = ["exophytic_depths_mm", "halo_mm", "lateral_axis", "lateral_interval"]
+__all__ = [
+    "INTO_SHARE",
+    "exophytic_depths_mm",
+    "grows_into",
+    "halo_mm",
+    "lateral_axis",
+    "lateral_interval",
+]
+
+INTO_SHARE = 0.8
+"""Share of an exophytic tumour's points outside the organ that must lie in ``exophytic_into_hu``."""
+
+_LATTICE = 9  # points per axis of the lattice that fills a tumour (at most 9^3, within the ball)
 
 
 def halo_mm(intensity: IntensityConfig, capsule: CapsuleConfig) -> float:
@@ -89,3 +105,32 @@ def exophytic_depths_mm(
     inscribed = geom.a_min_mm * geom.r_lo  # the tumour holds this ball around its centre
     protrude = min(depth_fraction * mean_radius_mm, inscribed)
     return float(inside), float(protrude)
+
+
+def _ball_lattice() -> np.ndarray:
+    """A fixed lattice of points in the unit ball (unit-ball coordinates), (N, 3)."""
+    axis = (np.arange(_LATTICE) + 0.5) / _LATTICE * 2.0 - 1.0
+    q = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    return q[np.linalg.norm(q, axis=1) <= 1.0]
+
+
+def grows_into(case: Case, be, center_mm, geom: ShapeGeometry, deform, hu_range) -> bool:
+    """Whether at least :data:`INTO_SHARE` of the tumour's lattice points outside the organ (none:
+    True) lie in host voxels whose HU is within ``hu_range`` (reads a few hundred voxels)."""
+    q = _ball_lattice() * geom.r_hi
+    rho = np.linalg.norm(q, axis=1)
+    u = q / np.maximum(rho, 1e-12)[:, None]
+    radial = geom.kappa * np.maximum(1.0 + sh_basis(u) @ np.asarray(deform), MIN_RADIAL)
+    q = q[rho <= radial]  # inside the tumour
+    points = np.asarray(center_mm) + q @ np.linalg.inv(geom.to_unit).T
+    index = np.rint(points / np.asarray(case.spacing_mm)).astype(np.int64)
+    index = index[np.all((index >= 0) & (index < np.asarray(case.shape)), axis=1)]
+    if index.size == 0:
+        return True
+    at = (index[:, 0], index[:, 1], index[:, 2])
+    outside = be.to_host(case.organ[at]) == 0
+    if not outside.any():
+        return True
+    hu = be.to_host(case.image[at])[outside]
+    inside_range = (hu >= hu_range[0]) & (hu <= hu_range[1])
+    return bool(inside_range.mean() >= INTO_SHARE)
