@@ -188,3 +188,20 @@ def test_exophytic_growth_needs_a_replacing_tumour_and_a_margin():
         ts.load_config({"preset": "kidney", "intensity": {"replace": False}})
     with pytest.raises(ts.ConfigError, match="exophytic_margin_mm > 0"):
         ts.load_config({"preset": "kidney", "location": {"exophytic_margin_mm": 0.0}})
+
+
+def test_exophytic_kidney_tumours_grow_into_the_fat_not_the_organs_beside(hosts):
+    """With ``exophytic_into_hu`` (the preset's -250 to 0 HU) the part outside the kidney lies in
+    fat; without it, some tumours of the same seeds grow into the liver or bowel."""
+    case = hosts[("phantom", "kidney")]
+    shares = {}
+    for into in ([-250.0, 0.0], None):
+        config = {"preset": "kidney", "location": {"exophytic_probability": 1.0,
+                                                   "exophytic_into_hu": into}}  # fmt: skip
+        shares[str(into)] = []
+        for seed in range(8):
+            result = ts.synthesize(case, config=config, seed=seed)
+            hu = case.image[(result.label == 2) & (np.asarray(case.organ) == 0)]
+            shares[str(into)].append(np.mean((hu >= -250) & (hu <= 0)))
+    assert min(shares["[-250.0, 0.0]"]) >= 0.7
+    assert min(shares["None"]) < 0.5
