@@ -28,7 +28,7 @@ DATA = Path(
     os.environ.get("TUMORSYNTH_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 FOLDER = DATA / "totalsegmentator_example"
-SEEDS = {"pancreas": (0, 1, 2), "kidney": (3, 0, 5)}
+SEEDS = {"pancreas": (3, 0, 4), "kidney": (3, 7, 13)}  # small, medium, large
 
 
 def _hosts(organ: str, phantom: ts.Case) -> dict[str, ts.Case]:
