@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tumorsynth.cli.options import SEED
+from tumorsynth.cli.options import LABEL_MAP, ORGAN, SEED
 
 
 @click.group()
@@ -13,10 +13,12 @@ def bench() -> None:
     """Benchmarks of tumour segmenters on synthetic tumours."""
 
 
-def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | None):
+def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | None,
+             organ: str | None, label_map: str):  # fmt: skip
     """None for the built-in phantoms, else the host Sources (files, folders, globs with their
     masks, or one dataset.json)."""
     from tumorsynth.dataset.sources import dataset_json_sources, expand_paths, pair_sources
+    from tumorsynth.engine.label_maps import select_organ
     from tumorsynth.errors import InputError
 
     if not hosts or hosts == ("phantom",):
@@ -24,10 +26,11 @@ def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | 
             raise InputError("--host-masks needs --hosts (the CTs they belong to)")
         return None
     if len(hosts) == 1 and hosts[0].endswith(".json") and not masks:
-        return dataset_json_sources(hosts[0], organ_label)
+        return dataset_json_sources(hosts[0], organ_label, organ or "liver")
     images = expand_paths(hosts, "hosts")
     masks = expand_paths(masks, "host-masks")
-    sources, _ = pair_sources(images, masks, organ_label, ("--hosts", "--host-masks"))
+    selection = select_organ(organ, label_map, organ_label)
+    sources, _ = pair_sources(images, masks, selection, ("--hosts", "--host-masks"))
     return sources
 
 
@@ -40,8 +43,11 @@ def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | 
                    "(with --host-masks), or a dataset.json; the location's μ and σ are then "
                    "measured on them unless the config's stats set it.")  # fmt: skip
 @click.option("--host-masks", multiple=True, help="Organ masks of the --hosts CTs.")
+@ORGAN
+@LABEL_MAP
 @click.option("--organ-label", type=int, default=None,
-              help="The organ's value in label-map masks (e.g. 5: liver in TotalSegmentator).")  # fmt: skip
+              help="The organ's value in label-map masks, instead of its name (e.g. 5: liver "
+                   "in TotalSegmentator).")  # fmt: skip
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for cases.csv, grid.csv, robustness.json, robustness.md and PNGs.")  # fmt: skip
 @click.option("--cases-per-shell", type=click.IntRange(min=1), default=None,
@@ -51,17 +57,19 @@ def _sources(hosts: tuple[str, ...], masks: tuple[str, ...], organ_label: int | 
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the test tumours.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def robustness(models, hosts, host_masks, organ_label, out_dir, cases_per_shell, config, seed,
-               device, quiet) -> None:  # fmt: skip
+def robustness(models, hosts, host_masks, organ, label_map, organ_label, out_dir,
+               cases_per_shell, config, seed, device, quiet) -> None:  # fmt: skip
     """Score segmenters on synthetic tumours whose shape, size, texture, intensity or location is
     moved out of distribution one shell (μ±σ, μ±2σ, μ±3σ) at a time, as in Fig. 6 of Hu et al.
-    (CVPR 2023); also over a size x intensity grid."""
+    (CVPR 2023); also over a size x intensity grid. --organ pancreas|kidney tests that organ's
+    tumours (its preset, the phantoms' organ, the hosts' masks by name)."""
     from tumorsynth.bench.report import markdown_table
     from tumorsynth.bench.robustness import run_robustness
 
     report = run_robustness(
-        list(models), out_dir, hosts=_sources(hosts, host_masks, organ_label), config=config,
-        cases_per_shell=cases_per_shell, seed=seed, device=device, progress=not quiet,
+        list(models), out_dir, hosts=_sources(hosts, host_masks, organ_label, organ, label_map),
+        config=config, cases_per_shell=cases_per_shell, seed=seed, device=device,
+        progress=not quiet, organ=organ,
     )  # fmt: skip
     settings = report.result["settings"]
     click.echo("tumour Dice (%) per attribute and shell:")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tumorsynth.engine.label_maps import PER_ORGAN_CODES, label_codes
+from tumorsynth.errors import InputError
 from tumorsynth.evaluate import evaluate_files, summary_table
 
 
@@ -24,10 +26,13 @@ def _organ_label(ctx: click.Context, param: click.Parameter, value: str) -> int 
 @click.option("--tumour-label", default=2, show_default=True, help="Tumour value in both maps.")
 @click.option("--organ-label", default="1", show_default=True, callback=_organ_label,
               help="Organ value, for the organ Dice; 'none' to skip it.")  # fmt: skip
+@click.option("--organ", type=click.Choice(list(PER_ORGAN_CODES)),
+              help="Score this organ of per-organ label maps (liver 1/2, pancreas 3/4, kidney "
+              "5/6 in both), instead of --organ-label and --tumour-label.")  # fmt: skip
 @click.option("--tolerance-mm", default=2.0, show_default=True, type=click.FloatRange(min=0),
               help="Surface Dice tolerance, mm.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def evaluate(pred, gt, out_dir, tumour_label, organ_label, tolerance_mm, quiet) -> None:
+def evaluate(pred, gt, out_dir, tumour_label, organ_label, organ, tolerance_mm, quiet) -> None:
     """Score predicted label maps PRED against the ground truth GT: tumour Dice and surface Dice,
     organ Dice, and lesion-wise sensitivity by equivalent radius with false positives per case.
 
@@ -36,6 +41,10 @@ def evaluate(pred, gt, out_dir, tumour_label, organ_label, tolerance_mm, quiet) 
     other characters than letters, digits, _ and - as _). A prediction on another grid of the
     same region is resampled onto the ground truth's.
     """
+    if organ is not None:
+        if (tumour_label, organ_label) != (2, 1):
+            raise InputError("give --organ or --organ-label/--tumour-label, not both")
+        organ_label, tumour_label = label_codes(organ, "per_organ")
     report = evaluate_files(
         pred, gt, out_dir,
         tumour_label=tumour_label, organ_label=organ_label, tolerance_mm=tolerance_mm,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import click
-from tumorsynth.cli.options import SEED
+from tumorsynth.cli.options import LABEL_MAP, LABEL_SCHEME, ORGAN, SEED, host_organ
 
 from tumorsynth.dataset.generate import generate_dataset, parse_shard
 from tumorsynth.dataset.layout import FORMATS
 from tumorsynth.dataset.sources import dataset_json_sources, expand_paths, pair_sources
+from tumorsynth.engine.label_maps import select_organ
 from tumorsynth.errors import InputError, TumorSynthError
 
 
@@ -61,10 +62,13 @@ class _ManyValues(click.Command):
     type=click.Path(dir_okay=False),
     help="An MSD or nnU-Net v2 dataset.json listing CTs and label maps.",
 )
+@ORGAN
+@LABEL_MAP
 @click.option(
     "--organ-label",
     type=int,
-    help="The organ's value in label-map masks (5: liver in TotalSegmentator, 6 in BTCV).",
+    help="The organ's value in label-map masks, instead of its name (5: liver in "
+    "TotalSegmentator, 6 in BTCV).",
 )
 @click.option(
     "--out",
@@ -78,10 +82,10 @@ class _ManyValues(click.Command):
 @click.option("--n-cases", type=click.IntRange(min=1), help="Phantom only: cases  [default: 10]")
 @click.option(
     "--config",
-    default="liver",
-    show_default=True,
-    help="Preset (liver, syntumor) or a JSON/YAML config file.",
+    help="Preset (liver, syntumor, pancreas, kidney) or a JSON/YAML config file  [default: the "
+    "organ's preset, liver]",
 )
+@LABEL_SCHEME
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Run seed.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               help="Processes on this machine.")  # fmt: skip
@@ -127,16 +131,18 @@ class _ManyValues(click.Command):
               help="Delete the dataset generate made in --out first (only the files it wrote).")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def generate(
-    images, masks, dataset_json, organ_label, out_dir, n_per_case, n_cases, config, seed,
-    workers, shard, device, n_phantoms, spacing_mm, dtype, fmt, prefix, preview, strict,
-    overwrite, quiet,
+    images, masks, dataset_json, organ, label_map, organ_label, out_dir, n_per_case, n_cases,
+    config, label_scheme, seed, workers, shard, device, n_phantoms, spacing_mm, dtype, fmt,
+    prefix, preview, strict, overwrite, quiet,
 ) -> None:  # fmt: skip
     """Synthesise tumours into CT and write an nnU-Net v2 dataset (imagesTr/, labelsTr/,
     dataset.json) with manifest.jsonl, which replays every case.
 
-    Input: --images with --masks, or --dataset, or nothing (the built-in phantom). Re-running
-    the same command resumes an interrupted run; shards (--shard 1/4 ... 4/4) may run at once on
-    several machines into the same --out.
+    Input: --images with --masks, or --dataset, or nothing (the built-in phantom, whose liver,
+    pancreas or kidneys host the tumours: --organ). The organ (--organ, default liver) picks its
+    mask from label maps (--label-map) and the preset (--config). Re-running the same command
+    resumes an interrupted run; shards (--shard 1/4 ... 4/4) may run at once on several machines
+    into the same --out.
     """
     if dataset_json and (images or masks):
         raise InputError("give either --dataset or --images/--masks, not both")
@@ -144,11 +150,12 @@ def generate(
         raise InputError("--masks needs --images")
     sources = None
     how = ""
+    selection = select_organ(organ, label_map, organ_label)
     if dataset_json:
-        sources = dataset_json_sources(dataset_json, organ_label)
+        sources = dataset_json_sources(dataset_json, organ_label, organ or "liver")
     elif images:
         sources, how = pair_sources(
-            expand_paths(images, "images"), expand_paths(masks, "masks"), organ_label
+            expand_paths(images, "images"), expand_paths(masks, "masks"), selection
         )
     elif organ_label is not None:
         raise InputError("--organ-label needs --images/--masks or --dataset")
@@ -163,7 +170,9 @@ def generate(
         n_cases,
         sources=sources,
         n_per_case=n_per_case,
-        config=config,
+        config=config or host_organ(organ or "liver"),
+        organ=organ,
+        label_scheme=label_scheme,
         seed=seed,
         n_phantoms=n_phantoms,
         spacing_mm=spacing_mm,

@@ -22,13 +22,17 @@ from tumorsynth.io.volume import write_volume
               type=click.FloatRange(min=0, min_open=True), help="Voxel size, mm.")  # fmt: skip
 @click.option("--format", "fmt", default="nii.gz", show_default=True,
               type=click.Choice(list(FORMATS)), help="File format.")  # fmt: skip
-@click.option("--preview", is_flag=True, help="Also write a PNG through the liver.")
-def phantom(out_dir, seed, spacing_mm, fmt, preview) -> None:
-    """Write the built-in abdominal phantom: phantom<SEED>_ct (HU), phantom<SEED>_liver (0/1 organ
-    mask) and phantom<SEED>_labels (every structure, values in tumorsynth.phantom.LABELS)."""
+@click.option("--organ", default="liver", show_default=True,
+              type=click.Choice(["liver", "pancreas", "kidney", "kidney_right", "kidney_left"]),
+              help="The host organ whose mask is written.")  # fmt: skip
+@click.option("--preview", is_flag=True, help="Also write a PNG through the organ.")
+def phantom(out_dir, seed, spacing_mm, fmt, organ, preview) -> None:
+    """Write the built-in abdominal phantom: phantom<SEED>_ct (HU), phantom<SEED>_<ORGAN> (0/1
+    organ mask: liver, pancreas, kidney) and phantom<SEED>_labels (every structure, values in
+    tumorsynth.phantom.LABELS)."""
     from tumorsynth.phantom import make_phantom
 
-    case = make_phantom(seed=seed, spacing_mm=spacing_mm)
+    case = make_phantom(seed=seed, spacing_mm=spacing_mm, organ=organ)
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -38,7 +42,7 @@ def phantom(out_dir, seed, spacing_mm, fmt, preview) -> None:
     stem = out / f"phantom{seed}"
     written = [
         write_volume(f"{stem}_ct{ext}", to_int16(case.image), case.spacing_mm),
-        write_volume(f"{stem}_liver{ext}", case.organ, case.spacing_mm),
+        write_volume(f"{stem}_{organ}{ext}", case.organ, case.spacing_mm),
         write_volume(f"{stem}_labels{ext}", case.extras["labels"], case.spacing_mm),
     ]
     if preview:

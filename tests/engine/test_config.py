@@ -60,8 +60,8 @@ def test_config_object_is_used_as_is():
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ("pancreas", "neither a preset"),
-        ({"preset": "kidney"}, "unknown preset 'kidney'"),
+        ("spleen", "neither a preset"),
+        ({"preset": "lung"}, "unknown preset 'lung'"),
         ({"size_class": "huge"}, "unknown classes \\['huge'\\]"),
         ({"location": {"axial_bnd": [0, 1]}}, "location: unknown field\\(s\\) \\['axial_bnd'\\]"),
         ({"location": {"axial_band": [0.8, 0.2]}}, "axial_band"),

@@ -30,6 +30,12 @@ CONFIGS = [
         "capsule": {"min_radius_mm": 0.0},
     },
     {"preset": "liver", "size_class": "mix"},
+    {  # exophytic: the render also writes outside the organ
+        "preset": "kidney",
+        "size_class": "small",
+        "location": {"exophytic_probability": 1.0},
+        "intensity": {"necrosis_probability": 1.0, "necrosis_min_radius_mm": 0.0},
+    },
 ]
 
 

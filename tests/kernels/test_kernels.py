@@ -99,6 +99,12 @@ def _params(image, organ, spacing, config, seed, n=3):
             "intensity": {"necrosis_probability": 1.0, "necrosis_min_radius_mm": 0.0},
             "capsule": {"min_radius_mm": 0.0},
         },
+        {  # exophytic, with mass effect and necrosis: the render also writes outside the organ
+            "preset": "kidney",
+            "size_class": "small",
+            "location": {"exophytic_probability": 1.0},
+            "intensity": {"necrosis_probability": 1.0, "necrosis_min_radius_mm": 0.0},
+        },
     ],
 )
 def test_render_matches_reference_on_the_same_rows(spacing, config, be):
@@ -115,6 +121,11 @@ def test_render_matches_reference_on_the_same_rows(spacing, config, be):
     )
     np.testing.assert_array_equal(got.label, want_label)
     np.testing.assert_allclose(got.image, want_image, atol=2e-3)
+    outside = organ == 0
+    exophytic = any(lesion.exophytic for lesion in params.lesions)
+    assert exophytic == config["preset"].startswith("kidney")
+    assert bool((got.label[outside] == 2).any()) == exophytic  # labelled beyond the organ
+    assert bool((got.image[outside] != image[outside]).any()) == exophytic
 
 
 def test_organ_queries_match_reference(be):

@@ -50,9 +50,10 @@ from tumorsynth.engine.packing import lesion_box, shape_row
 from tumorsynth.engine.params import LesionParams, TumorParams
 from tumorsynth.engine.pipeline import render, sample_params
 from tumorsynth.engine.stages.capsule import sample_capsule
-from tumorsynth.engine.stages.location import VESSEL_SAFETY_HU, LocationConfig, place
+from tumorsynth.engine.stages.location import VESSEL_SAFETY_HU, LocationConfig, place_site
 from tumorsynth.engine.stages.mass_effect import sample_mass_effect
 from tumorsynth.engine.stages.shape import ShapeParams, shape_geometry
+from tumorsynth.engine.stages.sites import halo_mm
 from tumorsynth.errors import ConfigError, PlacementError
 
 __all__ = [
@@ -174,13 +175,14 @@ def _replace_shape(
     host: Host, cfg: SynthConfig, lesion: LesionParams, shape: ShapeParams, rng, organ_hu: float
 ) -> LesionParams:
     """The lesion with a new shape: placed again, its mass effect and capsule drawn again."""
-    centre = place(rng, host.case, cfg.location, shape, [], organ_hu)
-    if centre is None:
+    halo = halo_mm(cfg.intensity, cfg.capsule)
+    site = place_site(rng, host.case, cfg.location, shape, [], organ_hu, halo_mm=halo)
+    if site is None:
         relaxed = dataclasses.replace(
             cfg.location, depth_fraction=0.0, avoid_vessels=False, if_no_room="skip"
         )
-        centre = place(rng, host.case, relaxed, shape, [], organ_hu)
-    if centre is None:
+        site = place_site(rng, host.case, relaxed, shape, [], organ_hu, halo_mm=halo)
+    if site is None:
         raise PlacementError(
             f"{host.name}: no room for a tumour of equivalent radius "
             f"{shape_radius_mm(shape):.1f} mm"
@@ -188,7 +190,8 @@ def _replace_shape(
     mean_r = float(np.mean(shape.semi_axes_mm))
     return dataclasses.replace(
         lesion,
-        center_mm=centre,
+        center_mm=site.center_mm,
+        exophytic=site.exophytic,
         shape=shape,
         mass_effect=sample_mass_effect(rng, cfg.mass_effect, mean_r),
         capsule=sample_capsule(rng, cfg.capsule, mean_r),
@@ -215,7 +218,8 @@ def _place_at_depth(
     host: Host, cfg: LocationConfig, lesion: LesionParams, depth_mm: float, rng, organ_hu: float
 ) -> LesionParams:
     """The lesion centred on a voxel whose depth is closest to ``depth_mm`` (within half a voxel
-    when the organ has such voxels), in the config's axial band."""
+    when the organ has such voxels), in the config's axial band; an exophytic tumour moved there
+    is clipped by the organ like the others (its margin was bounded for its own centre)."""
     stats = host.case.organ_stats
     z_lo, z_hi = stats.bbox_lo[2], stats.bbox_hi[2]
     extent = z_hi - z_lo
@@ -239,7 +243,8 @@ def _place_at_depth(
         if _vessel_free(host, cfg, lesion.shape, centre, organ_hu):
             chosen = voxels[n]
             break
-    return dataclasses.replace(lesion, center_mm=tuple(float(c) for c in chosen * spacing))
+    centre = tuple(float(c) for c in chosen * spacing)
+    return dataclasses.replace(lesion, center_mm=centre, exophytic=False)
 
 
 def _apply(host: Host, cfg: SynthConfig, params: TumorParams, spec: CaseSpec, rng) -> TumorParams:
@@ -252,16 +257,15 @@ def _apply(host: Host, cfg: SynthConfig, params: TumorParams, spec: CaseSpec, rn
         shape = with_radius(shape, values["size"])
     if "shape" in values:
         shape = with_elongation(shape, values["shape"])
+    median_hu = host.case.organ_stats.median_hu  # the vessel map's reference, as sampling's
     if shape is not lesion.shape:
-        lesion = _replace_shape(host, cfg, lesion, shape, rng, params.organ_hu)
+        lesion = _replace_shape(host, cfg, lesion, shape, rng, median_hu)
     if "texture" in values:
         lesion = with_grain(lesion, values["texture"])
     if "intensity" in values:
         lesion = with_contrast(lesion, values["intensity"])
     if "location" in values:
-        lesion = _place_at_depth(
-            host, cfg.location, lesion, values["location"], rng, params.organ_hu
-        )
+        lesion = _place_at_depth(host, cfg.location, lesion, values["location"], rng, median_hu)
     return dataclasses.replace(params, lesions=(lesion,))
 
 
@@ -317,14 +321,17 @@ def load_bench_hosts(
     margin_mm: float | None,
     phantom_seeds: Sequence[int] = (PHANTOM_SEED,),
     phantom_spacing_mm: float = 1.0,
+    phantom_organ: str = "liver",
 ) -> list[Host]:
-    """The benchmark's hosts: phantoms (``sources`` None) or :class:`~tumorsynth.dataset.sources.Source`
-    objects (CT files with organ masks), read and cropped."""
+    """The benchmark's hosts: phantoms (``sources`` None; ``phantom_organ`` hosts the tumours) or
+    :class:`~tumorsynth.dataset.sources.Source` objects (CT files with organ masks), read and
+    cropped."""
     from tumorsynth.dataset.sources import Source, load_source
 
     if sources is None:
         spacing = (float(phantom_spacing_mm),) * 3
         sources = [
-            Source(f"phantom{s}", phantom_seed=int(s), spacing_mm=spacing) for s in phantom_seeds
+            Source(f"phantom{s}", phantom_seed=int(s), spacing_mm=spacing, organ=phantom_organ)
+            for s in phantom_seeds
         ]
     return [make_host(s.name, load_source(s).case, margin_mm) for s in sources]

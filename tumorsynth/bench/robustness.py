@@ -40,11 +40,18 @@ from tumorsynth.bench.config import BenchConfig, load_bench_config
 from tumorsynth.bench.models import Model, load_segmenters, run_model
 from tumorsynth.bench.report import write_reports
 from tumorsynth.bench.shells import SIGNED_SHELLS, grid_plan, shell_label, shell_plan, shell_range
-from tumorsynth.bench.stats import AttributeStats, measure_location_stats, resolve_stats
+from tumorsynth.bench.stats import (
+    LOCATION_STATS,
+    AttributeStats,
+    measure_location_stats,
+    resolve_stats,
+)
 from tumorsynth.bench.summary import summarise_grid, summarise_shells
 from tumorsynth.dataset.sources import Source
 from tumorsynth.engine.case import Case
 from tumorsynth.engine.config import SynthConfig, load_config
+from tumorsynth.engine.label_maps import label_codes
+from tumorsynth.errors import ConfigError
 from tumorsynth.evaluate.figure import require_matplotlib
 from tumorsynth.evaluate.metrics import equivalent_radius_mm, evaluate_case
 from tumorsynth.segment.predict import keep_largest_organ
@@ -72,13 +79,14 @@ class RobustnessReport:
     files: dict[str, Path]
 
 
-def _hosts(hosts: Any, cfg: BenchConfig) -> list[Host]:
+def _hosts(hosts: Any, cfg: BenchConfig, organ: str = "liver") -> list[Host]:
     if hosts is None or (isinstance(hosts, str) and hosts == "phantom"):
         return load_bench_hosts(
             None,
             margin_mm=cfg.crop_margin_mm,
             phantom_seeds=cfg.phantom_seeds,
             phantom_spacing_mm=cfg.phantom_spacing_mm,
+            phantom_organ=organ,
         )
     out = []
     for h in hosts:
@@ -102,7 +110,8 @@ def _stats(
     overrides = {
         k: v if v.source else dataclasses.replace(v, source="config") for k, v in cfg.stats.items()
     }
-    if "location" not in overrides and not all(h.is_phantom for h in hosts):
+    on_preset = all(h.is_phantom for h in hosts) and synth.name in LOCATION_STATS
+    if "location" not in overrides and not on_preset:
         location = measure_location_stats(hosts, single, cfg.location_draws)
         log.info(
             "note: the location's mu and sigma were measured on the %d host(s): %.3g +- %.3g mm "
@@ -113,16 +122,39 @@ def _stats(
     return resolve_stats(synth, overrides)
 
 
+def _synthesis(cfg: BenchConfig, organ: str | None) -> SynthConfig:
+    """The synthesis config: the organ's preset where the bench config keeps the default
+    (``liver``), else the config's own, which must model that organ's tumours."""
+    if organ is None:
+        return load_config(cfg.synthesis)
+    preset = "kidney" if organ.startswith("kidney") else organ
+    synth = load_config(preset if cfg.synthesis == "liver" else cfg.synthesis)
+    if synth.organ != preset:
+        raise ConfigError(
+            f"the benchmark's synthesis config {synth.name!r} models {synth.organ} tumours, not "
+            f"{organ} ones: remove it from the config, or choose the organ it models"
+        )
+    return synth
+
+
 def _where(case: TestCase) -> str:
     what = ", ".join(f"{d.attribute} shell {shell_label(d.shell, d.side)}" for d in case.spec.draws)
     return f"case (host {case.host}, {what}, seed {case.seed})"
 
 
-def _score(model: Model, case: TestCase, tolerance_mm: float, largest_organ: bool) -> dict:
+def _score(
+    model: Model, case: TestCase, tolerance_mm: float, largest_organ: bool, organ: str = "liver"
+) -> dict:
     pred = run_model(model, case.image, case.spacing_mm, _where(case))
     if largest_organ:
         pred = keep_largest_organ(pred)
-    m = evaluate_case(pred, case.label, case.spacing_mm, tolerance_mm=tolerance_mm)
+    # a model of per-organ codes is scored on this organ's codes (the test labels are 1 and 2)
+    organ_code, tumour_code = label_codes(organ, getattr(model.predict, "label_scheme", "shared"))
+    gt = np.array([0, organ_code, tumour_code], np.uint8)[case.label]
+    m = evaluate_case(
+        pred, gt, case.spacing_mm, tumour_label=tumour_code, organ_label=organ_code,
+        tolerance_mm=tolerance_mm,
+    )  # fmt: skip
     n_voxels = int(np.count_nonzero(case.label == 2))
     return {
         "model": model.name,
@@ -181,6 +213,7 @@ def run_robustness(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    organ: str | None = None,
 ) -> RobustnessReport:
     """Run the robustness benchmark and write its reports.
 
@@ -208,6 +241,10 @@ def run_robustness(
         For checkpoints and TorchScript models: ``auto``, ``cpu`` or ``cuda[:N]``.
     progress : bool
         Show a progress bar.
+    organ : str, optional
+        The host organ (``liver``, ``pancreas``, ``kidney``): the phantoms' (CT hosts name theirs
+        in their masks) and the synthesis preset, unless the config names another synthesis than
+        ``liver``; by default the synthesis config's organ.
 
     Returns
     -------
@@ -224,10 +261,11 @@ def run_robustness(
     cfg = load_bench_config(config)
     if cases_per_shell is not None:
         cfg = dataclasses.replace(cfg, cases_per_shell=int(cases_per_shell))
-    synth = load_config(cfg.synthesis)
+    synth = _synthesis(cfg, organ)
+    organ = organ or synth.organ
     single = single_tumour_config(synth, cfg.size_class)
     loaded = load_segmenters(models, device=device, torchscript=cfg.torchscript)
-    host_list = _hosts(hosts, cfg)
+    host_list = _hosts(hosts, cfg, organ)
     stats = _stats(cfg, synth, single, host_list)
     plan = shell_plan(stats, cfg.cases_per_shell, seed, cfg.attributes)
     grid = grid_plan(stats, cfg.grid_cases_per_cell, seed)
@@ -237,7 +275,7 @@ def run_robustness(
         for spec in [*plan, *grid]:
             case = _synthesize_case(host_list[spec.index % len(host_list)], single, spec, seed)
             for model in loaded:
-                score = _score(model, case, cfg.tolerance_mm, cfg.largest_organ)
+                score = _score(model, case, cfg.tolerance_mm, cfg.largest_organ, organ)
                 if spec.kind == "shell":
                     rows.append(_shell_row(case, score))
                 else:

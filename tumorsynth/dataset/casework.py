@@ -82,6 +82,8 @@ class Spec:
     fmt: str
     device: str
     preview: bool
+    codes: tuple[int, int] = (1, 2)  # the label values written for the organ and the tumour
+    organ: str = "liver"
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ def _write_case(spec: Spec, job: Job, src: LoadedSource, result: Any, written: l
     image = _host(result.image)
     source = spec.sources[job.source].describe()
     image = to_int16(image, source) if dtype == "int16" else image.astype(np.float32, copy=False)
-    label = _host(result.label)
+    raw = _host(result.label)  # 1 organ, 2 tumour
+    label = raw if tuple(spec.codes) == (1, 2) else np.array([0, *spec.codes], np.uint8)[raw]
     paths = layout.case_paths(spec.out, job.case_id, spec.fmt)
     geometry = (case.spacing_mm, case.origin_mm, case.direction)
     written.append(write_volume(paths.image, image, *geometry))
@@ -135,7 +138,7 @@ def _write_case(spec: Spec, job: Job, src: LoadedSource, result: Any, written: l
     if spec.preview:
         from tumorsynth.dataset.preview import write_preview
 
-        written.append(write_preview(paths.preview, image, label, case.spacing_mm, case.direction))
+        written.append(write_preview(paths.preview, image, raw, case.spacing_mm, case.direction))
     return dtype
 
 
@@ -163,6 +166,8 @@ def make_case(spec: Spec, job: Job) -> Result:
             "params": result.params.to_dict(),
             "tumorsynth_version": __version__,
         }
+        if tuple(spec.codes) != (1, 2):
+            record["label_codes"] = list(spec.codes)
         layout.write_record(paths, record)
         return Result(job.case_id, len(result.params.lesions), src.notes)
     except Exception as err:

@@ -37,8 +37,10 @@ from tumorsynth.dataset.casework import (
 )
 from tumorsynth.dataset.sources import Source, phantom_sources
 from tumorsynth.engine.config import SynthConfig, load_config
+from tumorsynth.engine.label_maps import label_codes
 from tumorsynth.engine.rng import check_seed
 from tumorsynth.errors import InputError, TumorSynthError
+from tumorsynth.io.case import as_selection
 
 __all__ = [
     "GenerateSummary",
@@ -121,11 +123,13 @@ def plan_jobs(
     n_per_case: int = 1,
     n_cases: int | None = None,
     prefix: str | None = None,
+    phantom_prefix: str = "liver",
 ) -> list[Job]:
     """Every case of a run, in the order that defines shards.
 
-    For phantoms, case ``i`` of ``n_cases`` (id ``{prefix}_{i:04d}``) uses phantom ``i % len``; for
-    files, each source gives ``n_per_case`` cases ``{prefix_}{name}_{k:03d}``.
+    For phantoms, case ``i`` of ``n_cases`` (id ``{prefix}_{i:04d}``, ``prefix`` by default
+    ``phantom_prefix``, the host organ) uses phantom ``i % len``; for files, each source gives
+    ``n_per_case`` cases ``{prefix_}{name}_{k:03d}``.
 
     Raises
     ------
@@ -138,7 +142,7 @@ def plan_jobs(
     for source in sources:
         layout.check_plain_name(source.name, f"{source.describe()}: source name")
     if all(s.is_phantom for s in sources) and n_cases is not None:
-        pre = prefix or "liver"
+        pre = prefix or phantom_prefix
         return [
             Job(f"{pre}_{i:04d}", i % len(sources), i // len(sources), case_seed(seed, i))
             for i in range(n_cases)
@@ -152,7 +156,7 @@ def plan_jobs(
     return jobs
 
 
-def _settings(cfg: SynthConfig, sources, seed, dtype, fmt, prefix) -> dict[str, Any]:
+def _settings(cfg: SynthConfig, sources, seed, dtype, fmt, prefix, codes) -> dict[str, Any]:
     from tumorsynth.version import __version__
 
     phantom = all(s.is_phantom for s in sources)
@@ -168,8 +172,16 @@ def _settings(cfg: SynthConfig, sources, seed, dtype, fmt, prefix) -> dict[str, 
     if phantom:
         settings["phantom_spacing_mm"] = list(sources[0].spacing_mm)
         settings["phantoms"] = len(sources)
+        if sources[0].organ != "liver":
+            settings["phantom_organ"] = sources[0].organ
     else:
-        settings["organ_label"] = sorted({s.organ_label for s in sources} - {None})
+        values: set[int] = set()
+        for source in sources:
+            selection = as_selection(source.organ_label)
+            values.update(selection.values if selection is not None else ())
+        settings["organ_label"] = sorted(values)
+    if codes != (1, 2):
+        settings["label_codes"] = list(codes)
     return settings
 
 
@@ -193,11 +205,14 @@ def generate_dataset(
     strict: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    organ: str | None = None,
+    label_scheme: str = "shared",
 ) -> GenerateSummary:
     """Synthesise tumours into host CTs (or the built-in phantom) and write an nnU-Net v2 dataset.
 
-    Writes ``imagesTr/{case_id}_0000{ext}``, ``labelsTr/{case_id}{ext}`` (0 background, 1 liver,
-    2 tumour), ``dataset.json`` and ``manifest.jsonl`` (one line per case: source and its sha256,
+    Writes ``imagesTr/{case_id}_0000{ext}``, ``labelsTr/{case_id}{ext}`` (0 background, 1 organ,
+    2 tumour; other codes with ``label_scheme="per_organ"``), ``dataset.json`` and
+    ``manifest.jsonl`` (one line per case: source and its sha256,
     seed, config, full params, tool version; :func:`tumorsynth.dataset.replay.replay_case` regenerates any
     line bit for bit). Images keep the geometry (origin, spacing, direction) of their source.
 
@@ -249,6 +264,14 @@ def generate_dataset(
         another run is active; a dataset ``generate`` did not make is never deleted.
     progress : bool
         Show a progress bar (cases/s, ETA).
+    organ : str, optional
+        The host organ: the phantom's (``liver``, ``pancreas``, ``kidney``, ...; the sources of
+        files name theirs in their masks), the default ``prefix`` and the organ ``dataset.json``
+        names; by default the config's (``SynthConfig.organ``).
+    label_scheme : {"shared", "per_organ"}
+        ``shared``: 1 organ, 2 tumour; ``per_organ``: the organ's codes of
+        :data:`~tumorsynth.engine.label_maps.PER_ORGAN_CODES` (pancreas 3 and 4, say), so that
+        datasets of several organs can be pooled.
 
     Returns
     -------
@@ -281,22 +304,27 @@ def generate_dataset(
     if shard is not None and overwrite:
         raise InputError("--overwrite cannot be combined with --shard (it would delete the others)")
     cfg = load_config(config)
+    organ = organ or cfg.organ
+    codes = label_codes(organ, label_scheme)
     get_backend(device)  # an unknown device fails here, once, before any work
     if sources is None:
-        sources = phantom_sources(n_phantoms, spacing_mm)
+        sources = phantom_sources(n_phantoms, spacing_mm, organ)
         n_cases = 10 if n_cases is None else n_cases
     elif n_cases is not None:
         raise InputError("n_cases is for the phantom; with input files use n_per_case")
     sources = tuple(sources)
     if not sources:
         raise InputError("no input cases")
-    jobs = plan_jobs(sources, seed=seed, n_per_case=n_per_case, n_cases=n_cases, prefix=prefix)
+    jobs = plan_jobs(
+        sources, seed=seed, n_per_case=n_per_case, n_cases=n_cases, prefix=prefix,
+        phantom_prefix=organ,
+    )  # fmt: skip
     if shard is not None:
         jobs = [j for i, j in enumerate(jobs) if i % shard[1] == shard[0] - 1]
     out = Path(out_dir).absolute()
     _check_inputs_outside(out, sources)
-    spec = Spec(out, sources, cfg, dtype, fmt, device, preview)
-    settings = _settings(cfg, sources, seed, dtype, fmt, prefix)
+    spec = Spec(out, sources, cfg, dtype, fmt, device, preview, codes, organ)
+    settings = _settings(cfg, sources, seed, dtype, fmt, prefix, codes)
     with layout.open_run(out, settings, overwrite=overwrite):
         return _generate(spec, jobs, seed, workers, strict, progress, start)
 
@@ -349,9 +377,10 @@ def _generate(
             out,
             {
                 "name": out.name,
-                "description": f"Synthetic liver tumours made by tumorsynth {__version__} "
-                f"(config {name}, seed {seed}) on {what}.",
+                "description": f"Synthetic {spec.organ} tumours made by tumorsynth "
+                f"{__version__} (config {name}, seed {seed}) on {what}.",
                 "tumorsynth": {"version": __version__, "config": name, "seed": seed},
+                "labels": layout.dataset_labels(spec.organ, spec.codes),
             },
             spec.fmt,
         )

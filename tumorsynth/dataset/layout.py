@@ -4,7 +4,7 @@
 
     Dataset501_SynthLiver/
       imagesTr/{case_id}_0000.nii.gz     CT with tumours
-      labelsTr/{case_id}.nii.gz          0 background, 1 liver, 2 tumour
+      labelsTr/{case_id}.nii.gz          0 background, 1 organ, 2 tumour (or per-organ codes)
       previews/{case_id}.png             with --preview
       dataset.json                       nnU-Net v2 (and MONAI/MSD "training" list)
       manifest.jsonl                     one line per case: everything needed to replay it
@@ -46,6 +46,7 @@ __all__ = [
     "CasePaths",
     "case_paths",
     "check_plain_name",
+    "dataset_labels",
     "finalize",
     "is_done",
     "open_run",
@@ -55,6 +56,16 @@ __all__ = [
 ]
 
 LABELS = {"background": 0, "liver": 1, "tumor": 2}
+
+
+def dataset_labels(organ: str = "liver", codes: tuple[int, int] = (1, 2)) -> dict[str, int]:
+    """The ``labels`` of ``dataset.json`` (name -> value, as nnU-Net v2 reads them) for tumours
+    of ``organ`` labelled with ``codes`` (organ, tumour): :data:`LABELS` for the liver."""
+    if (organ, tuple(codes)) == ("liver", (1, 2)):
+        return dict(LABELS)
+    return {"background": 0, organ: int(codes[0]), f"{organ}_tumor": int(codes[1])}
+
+
 #: ``--format`` choices and their file endings (the formats nnU-Net's SimpleITK reader takes).
 FORMATS = {"nii.gz": ".nii.gz", "nrrd": ".nrrd", "mha": ".mha"}
 STATE = ".tumorsynth"
@@ -319,7 +330,7 @@ def _rebuild(out: Path, dataset: dict[str, Any], fmt: str) -> int:
         meta = {
             **dataset,
             "channel_names": {"0": "CT"},
-            "labels": LABELS,
+            "labels": dataset.get("labels", LABELS),
             "numTraining": len(lines),
             "file_ending": FORMATS[fmt],
             "training": [

@@ -100,6 +100,8 @@ def replay_case(
     result = render(loaded.case, params=params, device=device or record.get("device", "cpu"))
     image = result.image.get() if hasattr(result.image, "get") else np.asarray(result.image)
     label = result.label.get() if hasattr(result.label, "get") else np.asarray(result.label)
+    if "label_codes" in record:  # a per-organ dataset: 1 organ, 2 tumour -> its codes
+        label = np.array([0, *record["label_codes"]], np.uint8)[label]
     where = str(record["source"].get("image") or source.describe())
     image = to_int16(image, where) if record["dtype"] == "int16" else image.astype(np.float32)
     out = Path(out_dir)

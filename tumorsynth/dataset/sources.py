@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from tumorsynth.engine.case import Case
+from tumorsynth.engine.label_maps import OrganSelection
 from tumorsynth.errors import InputError
-from tumorsynth.io.case import read_case
+from tumorsynth.io.case import OrganLabel, read_case
 from tumorsynth.io.volume import image_suffix, source_sha256
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "case_names",
     "dataset_json_sources",
     "expand_paths",
+    "label_record",
     "load_source",
     "pair_sources",
     "phantom_sources",
@@ -46,20 +48,24 @@ class Source:
         Identifier (letters, digits, ``_`` and ``-``), unique within a run; case ids derive from it.
     image, mask : str or None
         Absolute paths of the CT (file or DICOM folder) and organ mask; None for a phantom.
-    organ_label : int or None
-        The organ's value in a label-map mask; None for a 0/1 mask.
+    organ_label : int, tuple of int, OrganSelection or None
+        The organ's value(s) in a label-map mask, or the organ by name
+        (:func:`~tumorsynth.engine.label_maps.select_organ`); None for a 0/1 mask.
     phantom_seed : int or None
         Seed of the built-in phantom, for a phantom source.
     spacing_mm : tuple of float or None
         Phantom voxel size, mm.
+    organ : str
+        The phantom's host organ (:data:`tumorsynth.phantom.HOST_ORGANS`).
     """
 
     name: str
     image: str | None = None
     mask: str | None = None
-    organ_label: int | None = None
+    organ_label: OrganLabel = None
     phantom_seed: int | None = None
     spacing_mm: tuple[float, float, float] | None = None
+    organ: str = "liver"
 
     @property
     def is_phantom(self) -> bool:
@@ -67,7 +73,10 @@ class Source:
 
     def describe(self) -> str:
         """The source as a person would name it in a message."""
-        return f"phantom(seed={self.phantom_seed})" if self.is_phantom else str(self.image)
+        if not self.is_phantom:
+            return str(self.image)
+        organ = "" if self.organ == "liver" else f", {self.organ}"
+        return f"phantom(seed={self.phantom_seed}{organ})"
 
 
 def _is_glob(text: str) -> bool:
@@ -163,7 +172,7 @@ def case_name(path: str | Path, strip_channel: bool = True) -> str:
 def pair_sources(
     images: Sequence[Path],
     masks: Sequence[Path],
-    organ_label: int | None = None,
+    organ_label: OrganLabel = None,
     options: tuple[str, str] = ("--images", "--masks"),
 ) -> tuple[list[Source], str]:
     """Pair CTs with their masks: by name when every image has a mask of the same name (as in
@@ -172,8 +181,8 @@ def pair_sources(
     Parameters
     ----------
     images, masks : sequence of Path
-    organ_label : int, optional
-        The organ's value in label-map masks.
+    organ_label : int, tuple of int or OrganSelection, optional
+        The organ's value(s) in label-map masks, or the organ by name.
     options : tuple of 2 str
         How the command names its image and mask options, for the messages.
 
@@ -213,9 +222,11 @@ def pair_sources(
     return sources, how
 
 
-def _organ_label_from(labels: Any, where: Path) -> int:
-    """The liver's value in an nnU-Net (name -> value) or MSD (value -> name) label table; a
-    table without ``liver`` is refused (its one foreground label may be another organ)."""
+def _organ_label_from(labels: Any, where: Path, organ: str = "liver") -> OrganLabel:
+    """The organ's value in an nnU-Net (name -> value) or MSD (value -> name) label table (for
+    ``kidney``: the ``kidney`` label, or ``kidney_left`` and ``kidney_right`` / ``left kidney``
+    and ``right kidney``); a table without the organ is refused (its one foreground label may be
+    another organ)."""
     table: dict[str, int] = {}
     if isinstance(labels, dict):
         for key, value in labels.items():
@@ -223,12 +234,17 @@ def _organ_label_from(labels: Any, where: Path) -> int:
                 table[str(key).lower()] = value
             elif isinstance(value, str) and str(key).lstrip("-").isdigit():
                 table[value.lower()] = int(key)
-    if "liver" in table:
-        return table["liver"]
+    table = {re.sub(r"[\s-]+", "_", k): v for k, v in table.items()}
+    if organ in table:
+        return table[organ] if organ == "liver" else OrganSelection((table[organ],), organ)
+    sides = [v for k, v in sorted(table.items()) if k in (f"{organ}_left", f"{organ}_right",
+             f"left_{organ}", f"right_{organ}")]  # fmt: skip
+    if sides:
+        return OrganSelection(tuple(sorted(sides)), organ)
     if table:
         named = ", ".join(f"{k} = {v}" for k, v in sorted(table.items(), key=lambda x: x[1]))
         raise InputError(
-            f"{where}: its labels ({named}) have no 'liver'; pass the organ's value with "
+            f"{where}: its labels ({named}) have no '{organ}'; pass the organ's value with "
             "--organ-label"
         )
     raise InputError(
@@ -245,10 +261,12 @@ def _resolve(base: Path, entry: Any, where: Path) -> Path:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def dataset_json_sources(path: str | Path, organ_label: int | None = None) -> list[Source]:
+def dataset_json_sources(
+    path: str | Path, organ_label: OrganLabel = None, organ: str = "liver"
+) -> list[Source]:
     """Sources listed by an MSD (``training`` list) or nnU-Net v2 ``dataset.json``.
 
-    The organ is ``organ_label`` if given, else the label named ``liver`` in the file's
+    The organ is ``organ_label`` if given, else the label named ``organ`` in the file's
     ``labels`` (a file without one is refused: its labels name other organs). nnU-Net v2
     datasets without an explicit list are read from ``imagesTr/*_0000{file_ending}`` and
     ``labelsTr/*{file_ending}``.
@@ -269,7 +287,9 @@ def dataset_json_sources(path: str | Path, organ_label: int | None = None) -> li
     if not isinstance(data, dict):
         raise InputError(f"{path}: not a dataset.json (expected a JSON object)")
     base = path.parent
-    label = organ_label if organ_label is not None else _organ_label_from(data.get("labels"), path)
+    label = organ_label
+    if label is None:
+        label = _organ_label_from(data.get("labels"), path, organ)
     pairs: list[tuple[str | None, Path, Path]] = []
     if isinstance(data.get("training"), list):  # MSD, MONAI
         for item in data["training"]:
@@ -306,14 +326,30 @@ def dataset_json_sources(path: str | Path, organ_label: int | None = None) -> li
     ]
 
 
-def phantom_sources(n_phantoms: int, spacing_mm: float | Sequence[float]) -> list[Source]:
-    """The built-in phantoms with seeds ``0 .. n_phantoms - 1`` at ``spacing_mm``."""
+def phantom_sources(
+    n_phantoms: int, spacing_mm: float | Sequence[float], organ: str = "liver"
+) -> list[Source]:
+    """The built-in phantoms with seeds ``0 .. n_phantoms - 1`` at ``spacing_mm``, hosting
+    tumours in ``organ``."""
     spacing = (
         (float(spacing_mm),) * 3
         if isinstance(spacing_mm, (int, float))
         else tuple(float(s) for s in spacing_mm)
     )
-    return [Source(f"phantom{k}", phantom_seed=k, spacing_mm=spacing) for k in range(n_phantoms)]
+    return [
+        Source(f"phantom{k}", phantom_seed=k, spacing_mm=spacing, organ=organ)
+        for k in range(n_phantoms)
+    ]
+
+
+def label_record(organ_label: OrganLabel) -> Any:
+    """What a manifest records of ``organ_label``: the value as given (an int, or a list), or
+    the selection's fields."""
+    if isinstance(organ_label, OrganSelection):
+        return organ_label.to_record()
+    if isinstance(organ_label, tuple):
+        return list(organ_label)
+    return organ_label
 
 
 def source_from_record(record: dict[str, Any]) -> Source:
@@ -323,8 +359,12 @@ def source_from_record(record: dict[str, Any]) -> Source:
             record.get("name", f"phantom{record['seed']}"),
             phantom_seed=int(record["seed"]),
             spacing_mm=tuple(float(s) for s in record["spacing_mm"]),
+            organ=record.get("organ", "liver"),
         )
-    return Source(record["name"], record["image"], record["mask"], record.get("organ_label"))
+    label = record.get("organ_label")
+    if isinstance(label, (dict, list)):
+        label = OrganSelection.from_record(label)
+    return Source(record["name"], record["image"], record["mask"], label)
 
 
 @dataclass(frozen=True, eq=False)
@@ -361,13 +401,17 @@ def load_source(source: Source) -> LoadedSource:
     if source.is_phantom:
         from tumorsynth.phantom import make_phantom
 
-        case = make_phantom(seed=source.phantom_seed, spacing_mm=source.spacing_mm)
+        case = make_phantom(
+            seed=source.phantom_seed, spacing_mm=source.spacing_mm, organ=source.organ
+        )
         record = {
             "kind": "phantom",
             "name": source.name,
             "seed": source.phantom_seed,
             "spacing_mm": list(case.spacing_mm),
         }
+        if source.organ != "liver":
+            record["organ"] = source.organ
         return LoadedSource(case, record, (), True)  # the phantom holds whole HU in [-1024, 3071]
     loaded = read_case(source.image, source.mask, source.organ_label)
     record = {
@@ -377,6 +421,6 @@ def load_source(source: Source) -> LoadedSource:
         "image_sha256": source_sha256(source.image),
         "mask": source.mask,
         "mask_sha256": source_sha256(source.mask),
-        "organ_label": source.organ_label,
+        "organ_label": label_record(source.organ_label),
     }
     return LoadedSource(loaded.case, record, loaded.notes, loaded.integral)

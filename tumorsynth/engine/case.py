@@ -100,7 +100,12 @@ def _native(a: Any) -> Any:
 
 
 def as_case(
-    image: Any, organ: Any = None, spacing_mm: Any = None, *, source: str = "array"
+    image: Any,
+    organ: Any = None,
+    spacing_mm: Any = None,
+    *,
+    source: str = "array",
+    direction: tuple[float, ...] | None = None,
 ) -> Case:
     """Check a CT volume, organ mask and spacing, and wrap them in a :class:`Case`.
 
@@ -116,6 +121,9 @@ def as_case(
         Voxel size along (X, Y, Z) in mm.
     source : str, optional
         Name used in error messages (a file path, for instance).
+    direction : tuple of 9 float, optional
+        The array axes' directions in LPS world space (row-major 3 x 3, columns the axes); None:
+        unknown, taken as RAS where it matters (the ``lateral_band`` of a config).
 
     Returns
     -------
@@ -161,6 +169,9 @@ def as_case(
             )
         organ = organ.astype(np.uint8)
     spacing = _spacing(spacing_mm, source)
-    case = Case(xp.ascontiguousarray(image), xp.ascontiguousarray(organ), spacing, source)
+    case = Case(
+        xp.ascontiguousarray(image), xp.ascontiguousarray(organ), spacing, source,
+        direction=None if direction is None else tuple(float(d) for d in direction),
+    )  # fmt: skip
     _ = case.organ_stats  # validates the mask (binary, non-empty) and the HU inside the organ
     return case

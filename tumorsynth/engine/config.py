@@ -27,7 +27,9 @@ from tumorsynth.errors import ConfigError
 
 __all__ = ["PRESETS", "SynthConfig", "load_config", "read_config_file"]
 
-PRESETS = ("liver", "syntumor")
+PRESETS = ("liver", "syntumor", "pancreas", "kidney")
+"""The presets, by name; ``pancreas`` and ``kidney`` are documented number by number, with their
+sources, in ``docs/organs.md``."""
 _REFERENCE_MIX = {"tiny": 0.2, "small": 0.2, "medium": 0.2, "large": 0.2, "mix": 0.2}
 
 
@@ -40,6 +42,9 @@ class SynthConfig:
     name : str
         Preset or file the config came from (recorded in manifests).
     description : str
+    organ : str
+        The organ whose tumours the config models (``liver``, ``pancreas``, ``kidney``): the
+        organ tools select from label maps and name in datasets by default.
     size_class : dict of str to float
         Probability of each size class per call (``tiny``, ``small``, ``medium``, ``large``, ``mix``);
         a single name means probability 1. Reference: 0.2 each.
@@ -49,6 +54,7 @@ class SynthConfig:
 
     name: str = "custom"
     description: str = ""
+    organ: str = "liver"
     size_class: dict[str, float] = field(default_factory=lambda: dict(_REFERENCE_MIX))
     location: LocationConfig = field(default_factory=LocationConfig)
     shape: ShapeConfig = field(default_factory=ShapeConfig)
@@ -67,6 +73,11 @@ class SynthConfig:
         probs = list(self.size_class.values())
         if min(probs) < 0 or sum(probs) <= 0:
             raise ConfigError("size_class: probabilities must be >= 0 with a positive sum")
+        if self.location.exophytic_probability > 0 and not self.intensity.replace:
+            raise ConfigError(
+                "location.exophytic_probability needs intensity.replace: an exophytic tumour's "
+                "tissue must replace the fat it grows into, not add its contrast to it"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict that :func:`load_config` turns back into an equal config."""
@@ -127,8 +138,9 @@ def load_config(config: str | Path | Mapping[str, Any] | SynthConfig = "liver") 
     Parameters
     ----------
     config : str, Path, dict or SynthConfig
-        ``"liver"`` (default, every effect on) or ``"syntumor"`` (the released reference code's
-        behaviour); a path to a ``.json``/``.yaml`` file; or a dict. Files and dicts may name a
+        ``"liver"`` (default, every effect on), ``"syntumor"`` (the released reference code's
+        behaviour), ``"pancreas"`` (ductal adenocarcinoma) or ``"kidney"`` (renal cell
+        carcinoma, exophytic); a path to a ``.json``/``.yaml`` file; or a dict. Files and dicts may name a
         ``preset`` to start from and override any field.
 
     Returns

@@ -35,12 +35,22 @@ class OrganStats:
         Number of organ voxels.
     median_hu : float
         Median HU of the image inside the organ.
+    percentiles_hu : tuple of float
+        The organ's HU at each whole percentile, 0 to 100 (1-HU bins; empty when not measured).
     """
 
     bbox_lo: tuple[int, int, int]
     bbox_hi: tuple[int, int, int]
     n_voxels: int
     median_hu: float
+    percentiles_hu: tuple[float, ...] = ()
+
+    def level_hu(self, quantile: float = 0.5) -> float:
+        """The organ's HU at ``quantile`` (the median at 0.5, exactly :attr:`median_hu`), from
+        the whole percentiles, interpolated linearly."""
+        if quantile == 0.5 or not self.percentiles_hu:
+            return self.median_hu
+        return float(np.interp(100.0 * quantile, np.arange(101), self.percentiles_hu))
 
 
 def measure_organ(image, organ, source: str, scan=measure_organ_arrays) -> OrganStats:
@@ -73,9 +83,13 @@ def measure_organ(image, organ, source: str, scan=measure_organ_arrays) -> Organ
             f"between {lo_hu} and {hi_hu + 1} (a normalised image, e.g. to [0, 1]?); pass the CT "
             "in HU"
         )
+    cumulative = np.cumsum(hist)
+    ranks = np.clip(np.linspace(0.0, 1.0, 101) * count, 1, count)
+    percentiles = np.searchsorted(cumulative, ranks) + HU_MIN
     return OrganStats(
-        tuple(int(v) for v in lo), tuple(int(v) for v in hi), int(count), float(median_bin + HU_MIN)
-    )
+        tuple(int(v) for v in lo), tuple(int(v) for v in hi), int(count),
+        float(median_bin + HU_MIN), tuple(float(v) for v in percentiles),
+    )  # fmt: skip
 
 
 def _robust_var(values: np.ndarray) -> float:

@@ -78,6 +78,7 @@ def pack_lesion(
     row[L.NECRO_DELTA] = ip.necrosis_hu - organ_hu
     row[L.MASS_K], row[L.MASS_REACH] = mp.strength, mp.reach_mm
     row[L.CAPS_T], row[L.CAPS_HU] = cp.thickness_mm, cp.contrast_hu
+    row[L.EXOPHYTIC] = 1.0 if lesion.exophytic else 0.0
     inward_mm = max(L.EDGE_REACH * ip.edge_sigma_mm, L.CAPS_IN * cp.thickness_mm)
     outward_mm = max(L.EDGE_REACH * ip.edge_sigma_mm, L.CAPS_OUT * cp.thickness_mm)
     row[L.INNER_RHO] = max(geom.r_lo - inward_mm / geom.a_min_mm, 0.0)

@@ -34,6 +34,10 @@ class LesionParams:
         Centre in mm from the centre of voxel (0, 0, 0), along the array axes (X, Y, Z).
     shape, texture, intensity, mass_effect, capsule
         The drawn values of each stage.
+    exophytic : bool
+        Whether the tumour grows out of the organ's surface: it then also changes, and labels, the
+        voxels outside the organ that it covers (placement keeps them within the config's
+        ``location.exophytic_margin_mm`` of the organ); otherwise it changes only organ voxels.
     """
 
     center_mm: tuple[float, float, float]
@@ -42,6 +46,7 @@ class LesionParams:
     intensity: IntensityParams
     mass_effect: MassEffectParams = field(default_factory=MassEffectParams)
     capsule: CapsuleParams = field(default_factory=CapsuleParams)
+    exophytic: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,8 @@ class TumorParams:
     spacing_mm : tuple of float
         Its voxel size, mm.
     organ_hu : float
-        The organ's median HU, measured when sampling (the reference for relative intensities).
+        The organ's level, HU, measured when sampling (the reference for relative intensities):
+        its median, or the quantile ``intensity.organ_quantile`` of the config.
     noise_hu, noise_corr : float
         The scan's noise in the organ, measured when sampling for tumours that replace the host's
         tissue (their tissue gets the same grain): its standard deviation, HU, and the correlation

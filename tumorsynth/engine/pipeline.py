@@ -19,9 +19,10 @@ from tumorsynth.engine.params import LesionParams, TumorParams
 from tumorsynth.engine.rng import as_generator, fresh_seed
 from tumorsynth.engine.stages.capsule import sample_capsule
 from tumorsynth.engine.stages.intensity import sample_intensity
-from tumorsynth.engine.stages.location import no_room_error, place
+from tumorsynth.engine.stages.location import check_organ_size, no_room_error, place_site
 from tumorsynth.engine.stages.mass_effect import sample_mass_effect
 from tumorsynth.engine.stages.shape import ShapeParams, plan_counts, sample_shape
+from tumorsynth.engine.stages.sites import halo_mm
 from tumorsynth.engine.stages.texture import sample_texture
 from tumorsynth.errors import InputError
 
@@ -85,7 +86,7 @@ def sample_params(
         Bad image, mask or spacing.
     PlacementError
         No tumour fits in :data:`MAX_DRAWS` draws (or, with ``location.if_no_room: raise``, one
-        tumour does not).
+        tumour does not), or the organ is smaller than the config's ``location.min_organ_ml``.
 
     Notes
     -----
@@ -96,6 +97,7 @@ def sample_params(
     case = as_case(image, organ, spacing_mm)
     be = get_backend(like=case.image)  # placement queries run where the arrays are
     cfg = load_config(config)
+    check_organ_size(case, cfg.location, cfg.name)
     seed = int(rng) if isinstance(rng, (int, np.integer)) else None
     gen = as_generator(rng)
     tried = []
@@ -106,7 +108,7 @@ def sample_params(
             return TumorParams(
                 volume_shape=case.shape,
                 spacing_mm=case.spacing_mm,
-                organ_hu=case.organ_stats.median_hu,
+                organ_hu=case.organ_stats.level_hu(cfg.intensity.organ_quantile),
                 lesions=tuple(lesions),
                 noise_hu=noise_hu,
                 noise_corr=noise_corr,
@@ -115,9 +117,8 @@ def sample_params(
                 draw=draw,
             )
         tried.append(dropped)
-    raise no_room_error(
-        case, min(tried, key=lambda s: np.mean(s.semi_axes_mm)), cfg.location, draws=MAX_DRAWS
-    )
+    smallest = min(tried, key=lambda s: np.mean(s.semi_axes_mm))
+    raise no_room_error(case, smallest, cfg.location, draws=MAX_DRAWS, config_name=cfg.name)
 
 
 def _draw_lesions(
@@ -125,29 +126,32 @@ def _draw_lesions(
 ) -> tuple[list[LesionParams], ShapeParams | None]:
     """One draw: a size class, its tumours' shapes, and each placed (or dropped where it finds no
     room); returns the tumours placed and the shape of the first dropped one (None if none was)."""
-    organ_hu = case.organ_stats.median_hu
+    median_hu = case.organ_stats.median_hu  # the vessel map's reference
+    organ_hu = case.organ_stats.level_hu(cfg.intensity.organ_quantile)  # the tumours' reference
     classes = list(cfg.size_class)
     prob = np.array([cfg.size_class[c] for c in classes], dtype=float)
     size_class = classes[int(gen.choice(len(classes), p=prob / prob.sum()))]
     placed: list[tuple[np.ndarray, float]] = []
     lesions = []
     first_dropped = None
+    halo = halo_mm(cfg.intensity, cfg.capsule)
     for name, count in plan_counts(gen, cfg.shape, size_class):
         for _ in range(count):
             shape = sample_shape(gen, cfg.shape, name)
-            center = place(gen, case, cfg.location, shape, placed, organ_hu, be=be)
-            if center is None:
+            site = place_site(gen, case, cfg.location, shape, placed, median_hu, be, halo)
+            if site is None:
                 first_dropped = first_dropped or shape
                 continue
             radius_mm = float(np.mean(shape.semi_axes_mm))
             lesions.append(
                 LesionParams(
-                    center_mm=center,
+                    center_mm=site.center_mm,
                     shape=shape,
                     texture=sample_texture(gen, cfg.texture),
                     intensity=sample_intensity(gen, cfg.intensity, organ_hu, radius_mm),
                     mass_effect=sample_mass_effect(gen, cfg.mass_effect, radius_mm),
                     capsule=sample_capsule(gen, cfg.capsule, radius_mm),
+                    exophytic=site.exophytic,
                 )
             )
     return lesions, first_dropped
@@ -175,7 +179,8 @@ def render(
     -------
     Synthesis
         The new image and label, of the input's type and device (a CUDA tensor in, CUDA tensors
-        out, with no copy through the host); voxels outside the organ are never changed.
+        out, with no copy through the host); voxels outside the organ are never changed but by an
+        exophytic tumour (``LesionParams.exophytic``), within its own reach.
     """
     return _render(image, organ, spacing_mm, params, device, like=image)
 

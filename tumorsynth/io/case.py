@@ -1,6 +1,7 @@
 """Reading a CT and its organ mask into a :class:`~tumorsynth.engine.case.Case`, geometry kept.
 
-The mask may be a 0/1 mask or a multi-label map (``organ_label``); a mask on another grid than its
+The mask may be a 0/1 mask or a multi-label map (``organ_label``: a value, several, or an organ by
+name, :func:`tumorsynth.engine.label_maps.select_organ`); a mask on another grid than its
 CT (another orientation, resolution or crop of the same region) is resampled onto the CT grid by
 world position, nearest neighbour, with a note; a mask covering another region is an error.
 """
@@ -14,10 +15,20 @@ import numpy as np
 import SimpleITK as sitk
 
 from tumorsynth.engine.case import Case, as_case
+from tumorsynth.engine.label_maps import LABEL_MAP_MAX, LABEL_MAPS, OrganSelection
 from tumorsynth.errors import InputError
 from tumorsynth.io.volume import Volume, geometry_of, orientation_code, read_image, to_array
 
-__all__ = ["LoadedCase", "grid_text", "nearest_onto", "read_case", "read_pair", "same_grid"]
+__all__ = [
+    "LoadedCase",
+    "OrganLabel",
+    "as_selection",
+    "grid_text",
+    "nearest_onto",
+    "read_case",
+    "read_pair",
+    "same_grid",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,28 +77,70 @@ def grid_text(image: sitk.Image) -> str:
     return f"{size} at {spacing} mm, {orientation_code(image.GetDirection())}"
 
 
-def _binary_organ(mask: sitk.Image, organ_label: int | None, path: Path) -> sitk.Image:
+OrganLabel = int | tuple[int, ...] | OrganSelection | None
+"""What selects the organ in a mask: nothing (a 0/1 mask), a value, several, or a selection."""
+
+
+def as_selection(organ_label: OrganLabel) -> OrganSelection | None:
+    """``organ_label`` as an :class:`~tumorsynth.engine.label_maps.OrganSelection` (None stays
+    None)."""
+    if organ_label is None or isinstance(organ_label, OrganSelection):
+        return organ_label
+    values = (organ_label,) if isinstance(organ_label, (int, np.integer)) else organ_label
+    return OrganSelection(tuple(int(v) for v in values))
+
+
+def _shown(values: np.ndarray, n: int) -> str:
+    return ", ".join(f"{v:g}" for v in values[:n]) + (", ..." if len(values) > n else "")
+
+
+def _check_map(array: np.ndarray, selection: OrganSelection, path: Path) -> None:
+    """Refuse a label map that holds values its named map does not (another map: the organ's
+    value there names another structure)."""
+    if selection.label_map is None or array.size == 0:
+        return
+    top, largest = LABEL_MAP_MAX[selection.label_map], float(array.max())
+    if largest > top:
+        raise InputError(
+            f"{path}: holds labels up to {largest:g}, so it is not a "
+            f"{LABEL_MAPS[selection.label_map]} label map (labels 1 to {top}); choose its "
+            f"--label-map ({', '.join(LABEL_MAPS)}) or give the organ's value with --organ-label"
+        )
+
+
+def _binary_organ(mask: sitk.Image, organ_label: OrganLabel, path: Path) -> sitk.Image:
     """The organ as a 0/1 uint8 image with the mask's geometry."""
     array = sitk.GetArrayViewFromImage(mask)
-    if organ_label is None:
+    selection = as_selection(organ_label)
+    if selection is None:
         if np.issubdtype(array.dtype, np.integer):
             binary = array.size == 0 or (array.min() >= 0 and array.max() <= 1)
         else:
             binary = bool(((array == 0) | (array == 1)).all())
         if not binary:
-            values = np.unique(array)
-            shown = ", ".join(f"{v:g}" for v in values[:8]) + (", ..." if len(values) > 8 else "")
             raise InputError(
-                f"{path}: not a 0/1 mask (values {shown}); pass the organ's label "
-                "(--organ-label, e.g. 5 for TotalSegmentator, 6 for BTCV)"
+                f"{path}: not a 0/1 mask (values {_shown(np.unique(array), 8)}); name the organ "
+                "(--organ liver|pancreas|kidney, with --label-map) or give its value "
+                "(--organ-label, e.g. 5 for the liver in TotalSegmentator, 6 in BTCV)"
             )
         organ = (array > 0).astype(np.uint8)
     else:
-        organ = (array == organ_label).astype(np.uint8)
+        _check_map(array, selection, path)
+        organ = np.isin(array, selection.values).astype(np.uint8)
         if not organ.any():
-            values = np.unique(array)
-            shown = ", ".join(f"{v:g}" for v in values[:12]) + (", ..." if len(values) > 12 else "")
-            raise InputError(f"{path}: no voxel has label {organ_label} (labels present: {shown})")
+            hint = (
+                "; is it another label map? (--label-map)"
+                if selection.label_map is not None
+                else ""
+            )
+            what = (
+                f"no voxel has {selection.describe()}"
+                if selection.organ is None
+                else f"the label map has no {selection.describe()}"
+            )
+            raise InputError(
+                f"{path}: {what} (labels present: {_shown(np.unique(array), 12)}){hint}"
+            )
     out = sitk.GetImageFromArray(organ)
     out.CopyInformation(mask)
     return out
@@ -126,7 +179,7 @@ def _align(organ: sitk.Image, ct: sitk.Image, mask_path: Path, ct_path: Path) ->
 
 
 def read_case(
-    image_path: str | Path, mask_path: str | Path, organ_label: int | None = None
+    image_path: str | Path, mask_path: str | Path, organ_label: OrganLabel = None
 ) -> LoadedCase:
     """Read a CT and its organ mask as a :class:`~tumorsynth.engine.case.Case` on the CT's grid.
 
@@ -138,8 +191,9 @@ def read_case(
         Organ mask: a 0/1 mask, or a label map with ``organ_label``. A mask on another grid (another
         orientation, resolution or crop of the same region) is resampled onto the CT grid by world
         position, nearest neighbour, with a note.
-    organ_label : int, optional
-        The organ's value in a multi-label map (5: liver in TotalSegmentator, 6 in BTCV).
+    organ_label : int, tuple of int or OrganSelection, optional
+        The organ's value(s) in a multi-label map (5: liver in TotalSegmentator, 6 in BTCV), or an
+        organ by name (:func:`~tumorsynth.engine.label_maps.select_organ`).
 
     Returns
     -------

@@ -31,7 +31,8 @@ GRAIN_HU = 51  # standard deviation of the scan's noise, HU, given to a replacin
 GRAIN_WHITE = 52  # weight of the grain's white part, sqrt(1 - GRAIN_MIX^2)
 GRAIN_MIX = 53  # weight of its smooth part (neighbours correlate GRAIN_MIX^2 / 2)
 GRAIN_SEED = 54  # 2: 32-bit seeds of the grain's white and smooth parts
-N_FIELDS = 56
+EXOPHYTIC = 56  # 1: the lesion also changes voxels outside the organ (within its own reach)
+N_FIELDS = 57
 
 NECRO_SOFT = 0.08  # softness of the necrotic core's edge, unit-ball units
 EDGE_REACH = 3.0  # the edge weight is exactly 0 / 1 beyond 3 edge sigmas (Phi(-3) = 0.0013)

@@ -177,10 +177,13 @@ def render_lesions(image, organ, spacing, rows, tex):
     best_d = np.zeros(shape)
     best_hold = np.zeros(shape)
     tumour = np.zeros(shape, bool)
+    in_organ = np.asarray(organ) > 0
+    touched = in_organ.copy()  # voxels the render may write: the organ, and exophytic reach
     for row in rows:
         d = pos - row[L.CENTER : L.CENTER + 3]
         f = lesion_fields(row, d)
-        reached = f["reached"]
+        reached = f["reached"] & (in_organ | (row[L.EXOPHYTIC] != 0.0))
+        touched |= reached
         disp += np.where(reached[..., None], d * (f["factor"] - 1.0)[..., None], 0.0)
         tumour |= reached & f["inside"]
         key = np.where(reached, np.maximum(f["w"], f["cap"]), 0.0)
@@ -205,12 +208,11 @@ def render_lesions(image, organ, spacing, rows, tex):
     clipped = np.clip(src, 0, np.asarray(shape) - 1.0)
     near = np.floor(clipped + 0.5).astype(int)
     src_in_organ = organ[near[..., 0], near[..., 1], near[..., 2]] > 0
-    moved = np.any(disp != 0, axis=-1) & src_in_organ
+    moved = np.any(disp != 0, axis=-1) & src_in_organ & in_organ  # tissue moves only in the organ
     base = np.where(moved, _trilinear(image.astype(np.float64), clipped), image)
-    in_organ = organ > 0
     value = np.where(best_hold == 0.0, base + best_d, base + (best_d - best_hold * base))
-    out = np.where(in_organ, value, image).astype(np.float32)
-    label = np.where(in_organ & tumour, 2, organ).astype(np.uint8)
+    out = np.where(touched, value, image).astype(np.float32)
+    label = np.where(touched & tumour, 2, organ).astype(np.uint8)
     return out, label
 
 

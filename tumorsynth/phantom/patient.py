@@ -23,6 +23,7 @@ from tumorsynth.phantom.bowel import (
 )
 from tumorsynth.phantom.liver import gallbladder_step, liver, liver_coat
 from tumorsynth.phantom.organs import kidneys, pancreas, pancreas_step, spleen, spleen_step
+from tumorsynth.phantom.pancreas import pancreas_parts
 from tumorsynth.phantom.recipe import Patient
 from tumorsynth.phantom.spine import back_muscles, spine
 from tumorsynth.phantom.thorax import Dome, thorax
@@ -62,6 +63,7 @@ def draw_patient(seed: int) -> Patient:
     st = stomach(rng, zl, dome, cavity, lv.shape)
     spl = spleen(rng, zl, cavity, dome, kid_l, st.tube)
     panc = pancreas(rng, zr)
+    panc_parts = pancreas_parts(seed, zr, panc)  # a stream of its own: no other draw moves
     duo_pts, duo = duodenum(rng, zr, st)
     colon_tubes, colon_steps = colon(rng, zr, zl, cavity, lv.shape)
     obstacles = [st.tube, spl.blob, panc, duo, great.aorta, great.ivc, sp.column, kid_r.shape,
@@ -72,9 +74,11 @@ def draw_patient(seed: int) -> Patient:
     vessel_steps = extrahepatic_vessels(rng, sp, zr, great, veins, spl, (kid_r, kid_l))
 
     steps += kid_r.steps + kid_l.steps
+    spl_step, panc_step = spleen_step(rng, spl), pancreas_step(rng, panc)
     steps += [
-        spleen_step(rng, spl),
-        pancreas_step(rng, panc),
+        spl_step,
+        panc_step,
+        *panc_parts.steps(panc_step.coats[0].texture, lv.shape),
         *colon_steps,
         sb_step,
         duodenum_step(duo, lv.shape),
@@ -83,7 +87,7 @@ def draw_patient(seed: int) -> Patient:
         *vessel_steps,
         gallbladder_step(lv.gallbladder),
     ]
-    extra = {"vessel_free_zones_mm": veins.zones}
+    extra = {"vessel_free_zones_mm": veins.zones, "pancreas_parts": panc_parts}
     return Patient(
         body=body,
         steps=steps,

@@ -9,7 +9,9 @@ __all__ = ["HU", "LABELS"]
 #: portal, splenic and superior mesenteric veins; ``other_vessels`` the renal veins and the visceral
 #: arteries; ``bowel`` the oesophagus, stomach, duodenum, small bowel and colon with their contents;
 #: ``bone`` the vertebrae and ribs; ``muscle`` the wall, paraspinal, psoas and diaphragm muscles;
-#: ``visceral_fat`` every fat inside the wall muscles (including the renal sinus).
+#: ``visceral_fat`` every fat inside the wall muscles (including the renal sinus);
+#: ``pancreas`` the gland's head (with the uncinate process), body and tail, and ``pancreatic_duct``
+#: its main duct: together they are the pancreas mask.
 LABELS: dict[str, int] = {
     "background": 0,
     "liver": 1,
@@ -33,6 +35,7 @@ LABELS: dict[str, int] = {
     "spinal_canal": 19,
     "intervertebral_disc": 20,
     "other_vessels": 21,
+    "pancreatic_duct": 22,
 }
 
 #: Mean HU of the tissues, by name (structures with other values give them as numbers).

@@ -1,13 +1,16 @@
 """The segmentation networks ``tumorsynth train`` builds: MONAI's, with the reference's settings.
 
 Every network maps a (B, 1, X, Y, Z) windowed CT to (B, 3, X, Y, Z) logits of background, organ
-and tumour (the label values tumorsynth writes).
+and tumour (the label values tumorsynth writes), or, for a run with ``label_scheme: per_organ``, to
+(B, 7, X, Y, Z) logits of the per-organ codes (:data:`tumorsynth.engine.label_maps.PER_ORGAN_CODES`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from tumorsynth.engine.label_maps import n_classes
 
 if TYPE_CHECKING:
     from torch import nn
@@ -48,12 +51,16 @@ def network_spec(config: Any) -> dict[str, Any]:
     network's architecture: ``network``, ``channels``, ``swin_feature_size`` and ``patch_size``
     (stored in checkpoints, so that ``predict`` rebuilds the same network without the training
     config's data paths)."""
-    return {
+    spec = {
         "network": config.network,
         "channels": list(config.channels or default_channels(config.network)),
         "swin_feature_size": config.swin_feature_size,
         "patch_size": list(config.patch_size),
     }
+    classes = n_classes(getattr(config, "label_scheme", "shared"))
+    if classes != N_CLASSES:  # per-organ codes; a spec without the field has N_CLASSES
+        spec["out_channels"] = classes
+    return spec
 
 
 def build_network(spec: Mapping[str, Any] | Any) -> nn.Module:
@@ -76,21 +83,22 @@ def build_network(spec: Mapping[str, Any] | Any) -> nn.Module:
     if not isinstance(spec, Mapping):
         spec = network_spec(spec)
     name, channels = spec["network"], tuple(int(c) for c in spec["channels"])
+    classes = int(spec.get("out_channels", N_CLASSES))
     if name == "unet":
         return UNet(
             spatial_dims=3,
             in_channels=1,
-            out_channels=N_CLASSES,
+            out_channels=classes,
             channels=channels,
             strides=(2,) * (len(channels) - 1),
             num_res_units=2,
         )
     if name == "basic_unet":
-        return BasicUNet(spatial_dims=3, in_channels=1, out_channels=N_CLASSES, features=channels)
+        return BasicUNet(spatial_dims=3, in_channels=1, out_channels=classes, features=channels)
     if name == "swin_unetr":
         return SwinUNETR(
             in_channels=1,
-            out_channels=N_CLASSES,
+            out_channels=classes,
             feature_size=int(spec["swin_feature_size"]),
             spatial_dims=3,
             use_v2=True,

@@ -114,6 +114,9 @@ class Predictor:
         bfloat16 autocast on CUDA.
     name : str
         How messages name the model (its checkpoint).
+    label_scheme : str
+        The codes of its labels: ``shared`` (1 organ, 2 tumour) or ``per_organ``
+        (:data:`tumorsynth.engine.label_maps.PER_ORGAN_CODES`), as the checkpoint records.
     """
 
     model: torch.nn.Module
@@ -125,6 +128,7 @@ class Predictor:
     sw_batch_size: int = 4
     amp: bool = True
     name: str = "the network"
+    label_scheme: str = "shared"
 
     @classmethod
     def from_checkpoint(
@@ -164,6 +168,7 @@ class Predictor:
             overlap=overlap,
             sw_batch_size=sw_batch_size,
             name=str(path),
+            label_scheme=str(meta.get("label_scheme", "shared")),
         )
 
     def __call__(self, image_hu: np.ndarray, spacing_mm: Sequence[float]) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from tumorsynth.engine.case import Case
+from tumorsynth.engine.case import Case, as_case
 from tumorsynth.engine.config import SynthConfig, load_config
 from tumorsynth.engine.pipeline import render, sample_params
 from tumorsynth.engine.rng import fresh_seed
@@ -71,8 +71,9 @@ class TumorStream(IterableDataset):
         ``RandCropByPosNegLabeld``); the other crops are placed uniformly in the volume.
     prob : float, optional
         Probability of inserting tumours into a crop that holds organ.
-    config : str, path, dict or SynthConfig, optional
-        Synthesis config (``"liver"`` by default).
+    config : str, path, dict or SynthConfig, or a sequence of them, optional
+        Synthesis config (``"liver"`` by default), or one per case (hosts of several organs, each
+        with its organ's preset).
     seed : int, optional
         Base seed; a fresh one is drawn (and kept in ``self.seed``) when omitted. The stream of one
         process is a function of (seed, rank, world size, worker, number of workers): it is
@@ -93,7 +94,11 @@ class TumorStream(IterableDataset):
     - ``"label"``: (1, X, Y, Z) uint8 tensor, 0 background, 1 organ, 2 tumour;
     - ``"healthy_image"``: (1, X, Y, Z) float32 tensor, the same crop before insertion; it differs
       from ``"image"`` only inside the organ (the tumours and the parenchyma their mass effect and
-      capsule touch);
+      capsule touch) and, for an exophytic tumour, within its bounded margin outside it;
+    - ``"context"`` and ``"codes"``, only for cases whose ``extras`` hold a ``"context"`` map
+      (hosts of several organs, :func:`tumorsynth.train.data.load_hosts`): (1, X, Y, Z) uint8 crop
+      of it (every trained organ in its label code) and the case's (organ, tumour) codes, an int64
+      tensor (2,), from which the training step makes its targets;
     - ``"params"``: dict of :meth:`TumorParams.to_dict`, for replay with :func:`tumorsynth.render`
       on the crop (empty when nothing was inserted: no draw, no organ in the crop, or no room
       for a tumour, when :class:`~tumorsynth.PlacementError` is caught and the crop passes through);
@@ -128,7 +133,13 @@ class TumorStream(IterableDataset):
         self.patch_size: tuple[int, int, int] = size  # type: ignore[assignment]
         self.pos_fraction = float(pos_fraction)
         self.prob = float(prob)
-        self.config = load_config(config)
+        if isinstance(config, (list, tuple)):
+            if self.cases is None or len(config) != len(self.cases):
+                raise InputError("TumorStream: give one config per case, or one for all")
+            self.configs = [load_config(c) for c in config]
+        else:
+            self.configs = None
+        self.config = load_config(config) if self.configs is None else self.configs[0]
         self.seed = fresh_seed() if seed is None else int(seed)
         self.render = bool(render)
         self.rank = _distributed_rank() or (0, 1)
@@ -173,16 +184,17 @@ class TumorStream(IterableDataset):
     def crop(self, case: Case, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The (X, Y, Z) float32 image and uint8 organ of ``case`` in the patch at ``lo`` (voxels),
         padded with air outside the volume."""
-        image = np.full(self.patch_size, AIR_HU, dtype=np.float32)
-        organ = np.zeros(self.patch_size, dtype=np.uint8)
+        return self._crop(case.image, lo, np.float32, AIR_HU), self._crop(case.organ, lo)
+
+    def _crop(self, volume, lo: np.ndarray, dtype=np.uint8, fill: float = 0) -> np.ndarray:
+        out = np.full(self.patch_size, fill, dtype=dtype)
         src = tuple(
             slice(max(a, 0), min(a + s, n))
-            for a, s, n in zip(lo, self.patch_size, case.shape, strict=True)
+            for a, s, n in zip(lo, self.patch_size, volume.shape, strict=True)
         )
         dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, lo, strict=True))
-        image[dst] = np.asarray(case.image)[src]
-        organ[dst] = np.asarray(case.organ)[src]
-        return image, organ
+        out[dst] = np.asarray(volume)[src]
+        return out
 
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """One item (see the class notes), drawn from ``rng``."""
@@ -201,9 +213,14 @@ class TumorStream(IterableDataset):
         lo = np.asarray(crop_lo_vox, dtype=np.int64)
         healthy, organ = self.crop(host, lo)
         image, label, params = healthy, organ, {}
+        config = self.config if self.configs is None else self.configs[case]
         if seed is not None and organ.any():
             try:
-                drawn = sample_params(healthy, organ, host.spacing_mm, self.config, rng=seed)
+                drawn = sample_params(
+                    as_case(healthy, organ, host.spacing_mm, direction=host.direction),
+                    config=config,
+                    rng=seed,
+                )
             except PlacementError:  # too little organ in the crop: pass through
                 pass
             else:
@@ -211,7 +228,7 @@ class TumorStream(IterableDataset):
                 if self.render:
                     result = render(healthy, organ, host.spacing_mm, drawn)
                     image, label = result.image, result.label
-        return {
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
             "label": torch.from_numpy(np.ascontiguousarray(label, dtype=np.uint8))[None],
             "healthy_image": torch.from_numpy(healthy)[None],
@@ -219,6 +236,10 @@ class TumorStream(IterableDataset):
             "case": case,
             "crop_lo_vox": torch.as_tensor(lo, dtype=torch.int64),
         }
+        if "context" in host.extras:
+            item["context"] = torch.from_numpy(self._crop(host.extras["context"], lo))[None]
+            item["codes"] = torch.as_tensor(host.extras["label_codes"], dtype=torch.int64)
+        return item
 
 
 def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tumorsynth.engine.config import load_config, read_config_file
+from tumorsynth.engine.label_maps import LABEL_MAPS, LABEL_SCHEMES, ORGAN_LABELS
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
 from tumorsynth.segment.networks import NETWORKS, patch_multiple
@@ -32,6 +33,7 @@ __all__ = [
     "TrainConfig",
     "load_train_config",
     "parse_override",
+    "synth_config_of",
 ]
 
 Triple = tuple[int, int, int]
@@ -49,7 +51,20 @@ class TrainConfig:
     dataset : str, optional
         An MSD / nnU-Net ``dataset.json`` listing healthy CTs and label maps (instead of ``images``).
     organ_label : int, optional
-        The organ's value in label-map masks (e.g. 5: liver in TotalSegmentator).
+        The organ's value in label-map masks (e.g. 5: liver in TotalSegmentator), for one organ.
+    organs : list of str
+        The host organs (``liver``, ``pancreas``, ``kidney``): each host's label map gives each
+        one's mask (by name, in ``label_map``; the phantoms have all three), and each one's
+        tumours come from its preset (or ``synth_configs``). Several organs train one segmenter
+        on all of them.
+    label_map : str, optional
+        Whose label values name the organs in the masks (``totalsegmentator``, ``btcv``, ...;
+        :data:`tumorsynth.engine.label_maps.LABEL_MAPS`); None (default): 0/1 masks of the one
+        organ, or label maps with ``organ_label``. Runs of several organs on CT need it.
+    label_scheme : str
+        ``shared``: three classes (background, organ, tumour), whichever the organ;
+        ``per_organ``: a pair of classes per organ
+        (:data:`tumorsynth.engine.label_maps.PER_ORGAN_CODES`: 7 classes).
     n_phantoms : int
         Built-in phantoms (seeds 0, 1, ...) used as hosts when neither ``images`` nor ``dataset`` is
         given.
@@ -82,8 +97,11 @@ class TrainConfig:
         Crops per step and per process.
     window_hu : 2 floats
         HU window mapped to [0, 1] after synthesis (the reference: -21 to 189).
-    synth_config : str or dict
-        Synthesis config (preset name, file or dict; see :func:`tumorsynth.load_config`).
+    synth_config : str or dict, optional
+        Synthesis config (preset name, file or dict; see :func:`tumorsynth.load_config`) of a run
+        of one organ; by default the organ's preset (``liver``).
+    synth_configs : dict of str to str or dict
+        Synthesis config per organ (runs of several organs; by default each organ's preset).
     synth_prob : float
         Probability of inserting tumours into a crop (the reference trains with 0.9).
     pos_fraction : float
@@ -128,6 +146,9 @@ class TrainConfig:
     masks: list[str] = field(default_factory=list)
     dataset: str | None = None
     organ_label: int | None = None
+    organs: list[str] = field(default_factory=lambda: ["liver"])
+    label_map: str | None = None
+    label_scheme: str = "shared"
     n_phantoms: int = 1
     phantom_spacing_mm: float = 1.0
     spacing_mm: float | None = None
@@ -141,7 +162,8 @@ class TrainConfig:
     patch_size: Triple = (96, 96, 96)
     batch_size: int = 2
     window_hu: tuple[float, float] = (-21.0, 189.0)
-    synth_config: str | dict[str, Any] = "liver"
+    synth_config: str | dict[str, Any] | None = None
+    synth_configs: dict[str, Any] = field(default_factory=dict)
     synth_prob: float = 0.9
     pos_fraction: float = 0.5
     synth_device: str = "auto"
@@ -229,11 +251,46 @@ def _problems(c: TrainConfig) -> list[str]:
         out.append(f"threads: at least 1, got {c.threads}")
     if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
         out.append(f"device: 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
-    try:
-        load_config(c.synth_config)
-    except ConfigError as err:
-        out.append(f"synth_config: {err}")
+    out += _organ_problems(c)
+    for organ in c.organs if all(o in ORGAN_LABELS for o in c.organs) else []:
+        try:
+            load_config(synth_config_of(c, organ))
+        except ConfigError as err:
+            out.append(f"synth_config: {err}")
     return out
+
+
+def _organ_problems(c: TrainConfig) -> list[str]:
+    out = []
+    unknown = [o for o in c.organs if o not in ORGAN_LABELS]
+    if not c.organs or unknown or len(set(c.organs)) != len(c.organs):
+        out.append(f"organs: distinct names of {', '.join(ORGAN_LABELS)}, got {c.organs}")
+    if c.label_map is not None and c.label_map not in LABEL_MAPS:
+        out.append(f"label_map: one of {', '.join(LABEL_MAPS)}, got {c.label_map!r}")
+    if c.label_scheme not in LABEL_SCHEMES:
+        out.append(f"label_scheme: one of {', '.join(LABEL_SCHEMES)}, got {c.label_scheme!r}")
+    if len(c.organs) > 1 and c.synth_config is not None:
+        out.append("synth_config is for one organ; give synth_configs (organ -> config)")
+    if len(c.organs) > 1 and c.organ_label is not None:
+        out.append("organ_label is for one organ; name the organs (organs, label_map)")
+    if len(c.organs) > 1 and (c.images or c.dataset) and c.label_map is None:
+        out.append("several organs on CT need label_map (whose values name them in the masks)")
+    if c.organ_label is not None and c.label_map is not None:
+        out.append("give organ_label or label_map, not both")
+    extra = sorted(set(c.synth_configs) - set(c.organs))
+    if extra:
+        out.append(f"synth_configs: {extra} are not among the organs {c.organs}")
+    return out
+
+
+def synth_config_of(config: TrainConfig, organ: str) -> str | dict[str, Any]:
+    """The synthesis config of ``organ`` in a run: ``synth_configs``' entry, ``synth_config`` (one
+    organ), or the organ's preset."""
+    if organ in config.synth_configs:
+        return config.synth_configs[organ]
+    if config.synth_config is not None:
+        return config.synth_config
+    return "kidney" if organ.startswith("kidney") else organ
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -311,7 +368,7 @@ def load_train_config(
     ):
         if key in data:
             data[key] = _as_number(data[key])
-    for key in ("images", "masks", "val_images", "val_labels"):
+    for key in ("images", "masks", "val_images", "val_labels", "organs"):
         if isinstance(data.get(key), str):
             data[key] = [data[key]]
     return build_dataclass(TrainConfig, data, where)

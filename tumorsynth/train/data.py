@@ -23,18 +23,22 @@ from tumorsynth.dataset.sources import (
     phantom_sources,
 )
 from tumorsynth.engine.case import Case, as_case
+from tumorsynth.engine.label_maps import label_codes, select_organ
 from tumorsynth.errors import ConfigError, InputError
 from tumorsynth.io.volume import resample_to_spacing
 from tumorsynth.stream.crops import TumorStream, collate
-from tumorsynth.train.config import TrainConfig
+from tumorsynth.train.config import TrainConfig, synth_config_of
 
 __all__ = [
     "VAL_PHANTOM_SEED",
     "ValCase",
     "augment",
+    "compose_targets",
+    "host_organs",
     "load_hosts",
     "load_val_cases",
     "make_loader",
+    "multi_organ",
 ]
 
 log = logging.getLogger("tumorsynth.train")
@@ -53,14 +57,26 @@ class ValCase:
     spacing_mm: tuple[float, float, float]
 
 
-def _sources(config: TrainConfig):
+def _sources(config: TrainConfig, organ: str):
+    """The hosts of ``organ``: its masks read as 0/1 masks or with ``organ_label`` (no
+    ``label_map``), else by the organ's name in ``label_map``."""
+    label = config.organ_label
+    if config.label_map is not None:
+        label = select_organ(organ, config.label_map)
     if config.dataset:
-        return dataset_json_sources(config.dataset, config.organ_label)
+        return dataset_json_sources(config.dataset, label, organ)
     if config.images:
         images = expand_paths(config.images, "images")
         masks = expand_paths(config.masks, "masks")
-        return pair_sources(images, masks, config.organ_label)[0]
-    return phantom_sources(config.n_phantoms, config.spacing_mm or config.phantom_spacing_mm)
+        return pair_sources(images, masks, label)[0]
+    spacing = config.spacing_mm or config.phantom_spacing_mm
+    return phantom_sources(config.n_phantoms, spacing, organ)
+
+
+def multi_organ(config: TrainConfig) -> bool:
+    """Whether the run's targets need each host's map of organs (several organs, or the per-organ
+    codes): its items then carry a ``context`` (see :class:`~tumorsynth.stream.TumorStream`)."""
+    return len(config.organs) > 1 or config.label_scheme != "shared"
 
 
 def _check_patch(config: TrainConfig, name: str, shape: tuple[int, ...]) -> None:
@@ -72,7 +88,12 @@ def _check_patch(config: TrainConfig, name: str, shape: tuple[int, ...]) -> None
 
 
 def load_hosts(config: TrainConfig, progress: bool = True) -> list[Case]:
-    """Read (or render) the healthy host cases of ``config``.
+    """Read (or render) the healthy host cases of ``config``: one per host and organ, in the
+    order of ``config.organs`` within each host (:func:`host_organs` names each one's organ).
+
+    With several organs or per-organ codes (:func:`multi_organ`), each case's ``extras`` hold
+    ``"context"``, the host's map of every trained organ in its label code, and
+    ``"label_codes"``, its own organ's (organ, tumour) codes.
 
     Raises
     ------
@@ -81,18 +102,60 @@ def load_hosts(config: TrainConfig, progress: bool = True) -> list[Case]:
     ConfigError
         No hosts, or a patch larger than a host volume.
     """
-    sources = _sources(config)
-    if not sources:
+    per_organ = [_sources(config, organ) for organ in config.organs]
+    if not per_organ[0]:
         raise ConfigError("no healthy cases: the images / dataset list is empty")
     cases = []
-    for source in tqdm(sources, desc="hosts", unit="case", disable=not progress, leave=False):
-        case = load_source(source).case
-        image, organ, spacing = _resampled(config, case.image, case.organ, case.spacing_mm)
-        if image is not case.image:
-            case = as_case(image, organ, spacing, source=case.source)
-        _check_patch(config, source.describe(), case.shape)
-        cases.append(case)
+    hosts = list(zip(*per_organ, strict=True))
+    for sources in tqdm(hosts, desc="hosts", unit="case", disable=not progress, leave=False):
+        group = _load_group(config, sources)
+        if multi_organ(config):
+            group = _with_context(config, group)
+        cases += group
     return cases
+
+
+def host_organs(config: TrainConfig, n_cases: int) -> list[str]:
+    """The organ of each case of :func:`load_hosts`."""
+    return [config.organs[k % len(config.organs)] for k in range(n_cases)]
+
+
+def _load_group(config: TrainConfig, sources) -> list[Case]:
+    """The cases of one host, one per organ (a phantom is rendered once, its organs taken from
+    its label map)."""
+    if not sources[0].is_phantom:
+        return [_load_host(config, load_source(s).case, s) for s in sources]
+    from tumorsynth.phantom import organ_case
+
+    first = load_source(sources[0]).case
+    return [
+        _load_host(config, first if k == 0 else organ_case(first, organ), source)
+        for k, (source, organ) in enumerate(zip(sources, config.organs, strict=True))
+    ]
+
+
+def _load_host(config: TrainConfig, case: Case, source) -> Case:
+    image, mask, spacing = _resampled(config, case.image, case.organ, case.spacing_mm)
+    if image is not case.image:
+        case = as_case(image, mask, spacing, source=case.source, direction=case.direction)
+    _check_patch(config, source.describe(), case.shape)
+    return case
+
+
+def _with_context(config: TrainConfig, group: list[Case]) -> list[Case]:
+    """The cases of one host, each with the host's map of organs in the scheme's codes."""
+    context = np.zeros(group[0].shape, np.uint8)
+    codes = [label_codes(organ, config.label_scheme) for organ in config.organs]
+    for case, (organ_code, _) in zip(group, codes, strict=True):
+        if case.shape != context.shape:
+            raise InputError(f"{case.source}: its organs' masks are on different grids")
+        context[np.asarray(case.organ) > 0] = organ_code
+    out = []
+    for case, code in zip(group, codes, strict=True):
+        extras = {**case.extras, "context": context, "label_codes": code}
+        out.append(Case(case.image, case.organ, case.spacing_mm, case.source, extras,
+                        origin_mm=case.origin_mm, direction=case.direction))  # fmt: skip
+    return out
 
 
 def _resampled(config: TrainConfig, image, labels, spacing_mm):
@@ -128,10 +191,15 @@ def load_val_cases(
         for image_path, label_path in tqdm(pairs, desc="validation", disable=not progress):
             volume, label, _ = read_pair(image_path, label_path)
             values = set(np.unique(label).tolist())
-            if not values <= {0, 1, 2}:
+            allowed = {0, *(c for o in config.organs for c in label_codes(o, config.label_scheme))}
+            if not values <= allowed:
+                what = (
+                    "0 background, 1 organ, 2 tumour"
+                    if allowed == {0, 1, 2}
+                    else f"the {config.label_scheme} codes {sorted(allowed)}"
+                )
                 raise InputError(
-                    f"{label_path}: validation labels must be 0 background, 1 organ, 2 tumour; "
-                    f"found {sorted(values)[:8]}"
+                    f"{label_path}: validation labels must be {what}; found {sorted(values)[:8]}"
                 )
             image, label, spacing = _resampled(
                 config, volume.array.astype(np.float32), label.astype(np.uint8), volume.spacing_mm
@@ -139,20 +207,38 @@ def load_val_cases(
             _check_patch(config, str(image_path), image.shape)
             out.append(ValCase(image_path.name, image, label, spacing))
         return out
-    if config.n_val_synthetic:
-        from tumorsynth.engine.pipeline import synthesize
-        from tumorsynth.phantom import make_phantom
-
-        for k in range(rank, config.n_val_synthetic, world):
-            seed = VAL_PHANTOM_SEED + k
-            case = make_phantom(
-                seed=seed, spacing_mm=config.spacing_mm or config.phantom_spacing_mm
-            )
-            result = synthesize(case, config=config.synth_config, seed=seed)
-            box = _organ_box(case, np.array(config.patch_size) // 2)
-            image, label = result.image[box], result.label[box]
-            out.append(ValCase(f"phantom{seed}", image, label, case.spacing_mm))
+    for k in range(rank, config.n_val_synthetic, world):
+        out.append(_val_phantom(config, VAL_PHANTOM_SEED + k))
     return out
+
+
+def _val_phantom(config: TrainConfig, seed: int) -> ValCase:
+    """A phantom with tumours from fixed seeds in each trained organ, its labels in the run's
+    codes, cropped to the organs and a margin of half a patch."""
+    from tumorsynth.engine.pipeline import synthesize
+    from tumorsynth.phantom import make_phantom, organ_case
+
+    case = make_phantom(seed=seed, spacing_mm=config.spacing_mm or config.phantom_spacing_mm)
+    if not multi_organ(config):
+        organ = config.organs[0]
+        case = case if organ == "liver" else organ_case(case, organ)
+        result = synthesize(case, config=synth_config_of(config, organ), seed=seed)
+        box = _organ_box(case, np.array(config.patch_size) // 2)
+        return ValCase(f"phantom{seed}", result.image[box], result.label[box], case.spacing_mm)
+    image, label = case.image, np.zeros(case.shape, np.uint8)
+    hosts = [organ_case(case, organ) for organ in config.organs]
+    for host, organ in zip(hosts, config.organs, strict=True):
+        label[np.asarray(host.organ) > 0] = label_codes(organ, config.label_scheme)[0]
+    boxes = []
+    for n, (host, organ) in enumerate(zip(hosts, config.organs, strict=True)):
+        result = synthesize(image, host.organ, case.spacing_mm,
+                            config=synth_config_of(config, organ), seed=seed + 7919 * n)  # fmt: skip
+        image = result.image
+        label[result.label == 2] = label_codes(organ, config.label_scheme)[1]
+        boxes.append(_organ_box(host, np.array(config.patch_size) // 2))
+    box = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes))
+                for a in range(3))  # fmt: skip
+    return ValCase(f"phantom{seed}", image[box], label[box], case.spacing_mm)
 
 
 def _organ_box(case: Case, margin: np.ndarray) -> tuple[slice, ...]:
@@ -161,6 +247,14 @@ def _organ_box(case: Case, margin: np.ndarray) -> tuple[slice, ...]:
     lo = np.maximum(np.asarray(stats.bbox_lo) - margin, 0)
     hi = np.minimum(np.asarray(stats.bbox_hi) + margin, case.shape)
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def compose_targets(label, context, codes):
+    """Training targets of a batch whose items carry the host's map of organs: the map
+    (``context``, every trained organ in its code), with each item's tumour voxels (``label`` 2)
+    in its own tumour code (``codes[:, 1]``); (B, 1, X, Y, Z) tensors, ``codes`` (B, 2)."""
+    tumour = codes[:, 1].to(label.device).view(-1, 1, 1, 1, 1)
+    return torch.where(label == 2, tumour, context.to(label.device).long())
 
 
 def stream_seed(seed: int, start_step: int) -> int:
@@ -173,12 +267,13 @@ def make_loader(
     config: TrainConfig, hosts: list[Case], start_step: int, render: bool
 ) -> DataLoader:
     """The endless DataLoader of training crops (distinct per rank and worker)."""
+    organs = host_organs(config, len(hosts))
     stream = TumorStream(
         hosts,
         patch_size=config.patch_size,
         pos_fraction=config.pos_fraction,
         prob=config.synth_prob,
-        config=config.synth_config,
+        config=[synth_config_of(config, organ) for organ in organs],
         seed=stream_seed(config.seed, start_step),
         render=render,
     )

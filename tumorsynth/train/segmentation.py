@@ -2,7 +2,8 @@ r"""``tumorsynth train``: a label-free segmenter trained on healthy CT with tumo
 
 :class:`SegmentationTrainer` fills the :class:`~tumorsynth.train.trainer.Trainer`'s hooks: healthy
 hosts and validation cases (:mod:`~tumorsynth.train.data`), a MONAI network by name, DiceCE over
-background, organ and tumour, crops from :class:`~tumorsynth.stream.TumorStream` (on a GPU the
+background, organ and tumour (or, with several organs and ``label_scheme: per_organ``, each organ
+and its tumour), crops from :class:`~tumorsynth.stream.TumorStream` (on a GPU the
 tumours are rendered into the batch inside the step, :func:`~tumorsynth.stream.insert_tumours`),
 the reference's augmentation, and validation as ``tumorsynth predict`` segments. Under ``torchrun``
 every rank has its own synthesis stream and records the crops and tumours it trained on in
@@ -24,13 +25,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from tumorsynth.engine.label_maps import label_codes
 from tumorsynth.errors import ConfigError, InputError, TumorSynthError
 from tumorsynth.segment.checkpoint import load_checkpoint
 from tumorsynth.segment.networks import build_network, network_spec
 from tumorsynth.segment.predict import Predictor, window
 from tumorsynth.stream import insert_tumours
 from tumorsynth.train.config import TrainConfig
-from tumorsynth.train.data import augment, load_hosts, load_val_cases, make_loader
+from tumorsynth.train.data import (
+    augment,
+    compose_targets,
+    load_hosts,
+    load_val_cases,
+    make_loader,
+)
 from tumorsynth.train.logs import StreamLog
 from tumorsynth.train.trainer import Trainer, TrainResult
 from tumorsynth.train.validate import validate
@@ -116,6 +124,8 @@ class SegmentationTrainer(Trainer):
             "window_hu": list(cfg.window_hu),
             "spacing_mm": _common_spacing(self.hosts),
             "config": cfg.to_dict(),
+            "label_scheme": cfg.label_scheme,
+            "organs": list(cfg.organs),
         }
 
     def check_resumable(self, state: dict[str, Any]) -> None:
@@ -142,6 +152,8 @@ class SegmentationTrainer(Trainer):
         label = batch["label"].to(device, non_blocking=True)
         if self.gpu_synth:
             image, label = insert_tumours(image, label, batch["params"])
+        if "context" in batch:  # several organs, or per-organ codes: the host's map of organs
+            label = compose_targets(label, batch["context"], batch["codes"])
         x, y = window(image, self.config.window_hu), label.long()
         if self.config.augment:
             x, y = augment(x, y, self.aug_rng)
@@ -160,7 +172,8 @@ class SegmentationTrainer(Trainer):
             self.network, cfg.patch_size, cfg.window_hu, self.meta["spacing_mm"], rt.device,
             cfg.sw_overlap, cfg.sw_batch_size, cfg.amp and rt.device.type == "cuda",
         )  # fmt: skip
-        return validate(predictor, self.val_cases, rt.sum)
+        codes = [label_codes(organ, cfg.label_scheme) for organ in cfg.organs]
+        return validate(predictor, self.val_cases, rt.sum, codes)
 
     def open_logs(self, resume_step: int | None) -> None:
         super().open_logs(resume_step)

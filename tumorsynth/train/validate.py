@@ -20,14 +20,21 @@ def validate(
     predictor: Predictor,
     cases: Sequence[ValCase],
     total: Callable[[np.ndarray], np.ndarray] | None = None,
+    codes: Sequence[tuple[int, int]] = ((1, 2),),
 ) -> dict[str, float]:
     """Mean tumour and organ Dice of ``predictor`` over ``cases`` (organ = organ or tumour, as
     LiTS scores the liver; both empty counts 1). ``total`` sums the (tumour, organ, count) sums
-    over the ranks of a run, each of which validated its share of the cases."""
+    over the ranks of a run, each of which validated its share of the cases. ``codes``: the
+    (organ, tumour) label codes of the trained organs; the tumour is any of their tumours, the
+    organ any organ or tumour code."""
+    tumours = [t for _, t in codes]
+    organs = [c for pair in codes for c in pair]
     sums = np.zeros(3)
     for case in cases:
         pred = predictor(case.image, case.spacing_mm)
-        sums += (dice(pred == 2, case.label == 2), dice(pred >= 1, case.label >= 1), 1.0)
+        tumour_dice = dice(np.isin(pred, tumours), np.isin(case.label, tumours))
+        organ_dice = dice(np.isin(pred, organs), np.isin(case.label, organs))
+        sums += (tumour_dice, organ_dice, 1.0)
     if total is not None:
         sums = total(sums)
     n = max(sums[2], 1.0)

@@ -32,10 +32,12 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import MAX_SEED, TransformBackends, convert_to_dst_type
 
+from tumorsynth.engine.case import as_case
 from tumorsynth.engine.config import SynthConfig, load_config
 from tumorsynth.engine.params import TumorParams
 from tumorsynth.engine.pipeline import render, sample_params
 from tumorsynth.errors import InputError, PlacementError
+from tumorsynth.transforms.organs import LabelSpec, default_config, label_spec
 
 __all__ = ["META_KEY", "PARAMS_KEY", "RandTumorSynth", "RandTumorSynthd"]
 
@@ -46,6 +48,7 @@ PARAMS_KEY = "tumorsynth_params"
 """Default dictionary key of the params' JSON text ("" when nothing was inserted)."""
 
 ConfigLike = str | Path | Mapping[str, Any] | SynthConfig
+ZERO_ONE = LabelSpec(None, 2)  # a 0/1 organ label, the tumour 2
 
 
 def _spacing_of(img: Any, spacing_mm: Any) -> tuple[float, float, float]:
@@ -57,6 +60,19 @@ def _spacing_of(img: Any, spacing_mm: Any) -> tuple[float, float, float]:
     else:
         values = np.ones(3)
     return tuple(float(v) for v in values)  # type: ignore[return-value]
+
+
+def _direction_of(img: Any) -> tuple[float, ...] | None:
+    """The array axes' directions in LPS world space, from a MetaTensor's (RAS) affine; None for a
+    plain array (taken as RAS where it matters: a config's ``location.lateral_band``)."""
+    if not isinstance(img, MetaTensor):
+        return None
+    ras = np.asarray(img.affine, dtype=float)[:3, :3]
+    norms = np.linalg.norm(ras, axis=0)
+    if not np.all(norms > 0):
+        return None
+    lps = np.diag([-1.0, -1.0, 1.0]) @ (ras / norms)
+    return tuple(float(v) for v in lps.ravel())
 
 
 def _channel(x: Any, name: str) -> Any:
@@ -74,15 +90,6 @@ def _channel(x: Any, name: str) -> Any:
     return x[0]
 
 
-def _organ_of(label: Any) -> Any | None:
-    """The 0/1 organ of a (1, X, Y, Z) label; None if the label is not eligible (it already holds a
-    tumour, i.e. ``label.max() > 1`` as in the reference, or it has no organ voxel)."""
-    lab = _channel(label, "label")
-    if int(np.prod(lab.shape)) == 0 or float(lab.max()) != 1:
-        return None
-    return lab == 1
-
-
 def _record(x: Any, text: str) -> Any:
     if isinstance(x, MetaTensor):
         x.meta[META_KEY] = text
@@ -90,20 +97,29 @@ def _record(x: Any, text: str) -> Any:
 
 
 def _insert(
-    images: Sequence[Any], label: Any, config: SynthConfig, seed: int, spacing_mm: Any
+    images: Sequence[Any],
+    label: Any,
+    config: SynthConfig,
+    seed: int,
+    spacing_mm: Any,
+    spec: LabelSpec = ZERO_ONE,
 ) -> tuple[list[Any], Any, TumorParams | None]:
     """Sample params for ``images[0]`` from ``seed`` and render them into every image.
 
     Returns the new (1, X, Y, Z) images and label, of the inputs' types, dtypes and devices, and the
-    params; the inputs unchanged and None when the label is not eligible or no tumour fits.
+    params; the inputs unchanged and None when the label is not eligible (``spec``: a 0/1 mask
+    that already holds a tumour, a map that holds the tumour's value, no organ voxel) or no tumour
+    fits.
     """
-    organ = _organ_of(label)
+    lab = _channel(label, "label")
+    organ = spec.organ_of(lab)
     if organ is None:
         return list(images), label, None
     spacing = _spacing_of(images[0], spacing_mm)
     first = _channel(images[0], "image")
     try:
-        params = sample_params(first, organ, spacing, config=config, rng=seed)
+        case = as_case(first, organ, spacing, direction=_direction_of(images[0]))
+        params = sample_params(case, config=config, rng=seed)
     except PlacementError:  # a crop with too little organ: documented pass-through
         return list(images), label, None
     out_images, out_label = [], label
@@ -111,7 +127,7 @@ def _insert(
         result = render(_channel(img, "image"), organ, spacing, params=params)
         out_images.append(convert_to_dst_type(result.image[None], dst=img)[0])
         if i == 0:
-            out_label = convert_to_dst_type(result.label[None], dst=label)[0]
+            out_label = convert_to_dst_type(spec.merged(lab, result.label)[None], dst=label)[0]
     return out_images, out_label, params
 
 
@@ -123,17 +139,24 @@ class RandTumorSynth(RandomizableTransform):
     prob : float, optional
         Probability of inserting tumours on a call (0.9, as in the reference's training).
     config : str, path, dict or SynthConfig, optional
-        Synthesis config (``"liver"`` by default; see :func:`tumorsynth.load_config`).
+        Synthesis config (by default the organ's preset, ``"liver"``; see
+        :func:`tumorsynth.load_config`).
     spacing_mm : float or sequence of 3 floats, optional
         Voxel size along (X, Y, Z) in mm. By default the image's ``pixdim`` (from its affine) for a
         MetaTensor, 1 mm for a plain tensor or array.
+    organ, label_map, organ_label, tumour_label : optional
+        For a multi-label map instead of a 0/1 label: the organ by name (``"pancreas"``, in
+        ``label_map``, TotalSegmentator's by default) or by value(s), and the tumour's value on
+        output (see :mod:`tumorsynth.transforms.organs`).
 
     Notes
     -----
     ``__call__(img, label)`` takes a (1, X, Y, Z) image in HU and a (1, X, Y, Z) label (0
-    background, 1 organ) as NumPy arrays or torch tensors (MetaTensors, CPU or CUDA; a CUDA tensor
-    is rendered on its GPU by CuPy and stays there) and returns ``(img, label)`` of the same types,
-    dtypes and devices, with tumour voxels labelled 2; only organ voxels of the image change. The
+    background, 1 organ; or a multi-label map, with ``organ``) as NumPy arrays or torch tensors
+    (MetaTensors, CPU or CUDA; a CUDA tensor is rendered on its GPU by CuPy and stays there) and
+    returns ``(img, label)`` of the same types, dtypes and devices, with tumour voxels labelled 2
+    (``tumour_label`` in a map); only organ voxels of the image change, but for an exophytic
+    tumour's (the ``kidney`` preset), within its bounded margin. The
     pair passes through unchanged (and ``last_params`` is None) when the call draws no insertion,
     when the label already holds a tumour (``label.max() > 1``, as the reference gates) or no
     organ, and when no tumour fits (a crop with too little organ:
@@ -157,10 +180,19 @@ class RandTumorSynth(RandomizableTransform):
     backend = (TransformBackends.TORCH, TransformBackends.NUMPY)
 
     def __init__(
-        self, prob: float = 0.9, config: ConfigLike = "liver", spacing_mm: Any = None
+        self,
+        prob: float = 0.9,
+        config: ConfigLike | None = None,
+        spacing_mm: Any = None,
+        *,
+        organ: str | None = None,
+        label_map: str = "totalsegmentator",
+        organ_label: int | Sequence[int] | None = None,
+        tumour_label: int | None = None,
     ) -> None:
         RandomizableTransform.__init__(self, prob)
-        self.config = load_config(config)
+        self.label_spec = label_spec(organ, label_map, organ_label, tumour_label)
+        self.config = load_config(config or default_config(self.label_spec))
         self.spacing_mm = spacing_mm
         self.seed = 0
         self.last_params: TumorParams | None = None
@@ -177,7 +209,9 @@ class RandTumorSynth(RandomizableTransform):
         self.last_params = None
         if not self._do_transform:
             return _record(img, ""), _record(label, "")
-        (out,), lab, params = _insert([img], label, self.config, self.seed, self.spacing_mm)
+        (out,), lab, params = _insert(
+            [img], label, self.config, self.seed, self.spacing_mm, self.label_spec
+        )
         self.last_params = params
         text = "" if params is None else params.to_json()
         return _record(out, text), _record(lab, text)
@@ -197,9 +231,11 @@ class RandTumorSynthd(RandomizableTransform, MapTransform):
     prob : float, optional
         Probability of inserting tumours (0.9, as in the reference's training).
     config : str, path, dict or SynthConfig, optional
-        Synthesis config (``"liver"`` by default).
+        Synthesis config (by default the organ's preset, ``"liver"``).
     spacing_mm : float or sequence of 3 floats, optional
         Voxel size in mm; by default the first image's ``pixdim`` (MetaTensor), else 1 mm.
+    organ, label_map, organ_label, tumour_label : optional
+        As :class:`RandTumorSynth`: a multi-label map's organ and the tumour's value in it.
     params_key : str or None, optional
         Key under which the params' JSON text is stored ("" when nothing was inserted, so that
         every sample has it and batches collate); None to store nothing in the dictionary. The
@@ -220,15 +256,21 @@ class RandTumorSynthd(RandomizableTransform, MapTransform):
         keys: KeysCollection = "image",
         label_key: str = "label",
         prob: float = 0.9,
-        config: ConfigLike = "liver",
+        config: ConfigLike | None = None,
         spacing_mm: Any = None,
         params_key: str | None = PARAMS_KEY,
         allow_missing_keys: bool = False,
+        *,
+        organ: str | None = None,
+        label_map: str = "totalsegmentator",
+        organ_label: int | Sequence[int] | None = None,
+        tumour_label: int | None = None,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
         self.label_key = label_key
-        self.config = load_config(config)
+        self.label_spec = label_spec(organ, label_map, organ_label, tumour_label)
+        self.config = load_config(config or default_config(self.label_spec))
         self.spacing_mm = spacing_mm
         self.params_key = params_key
         self.seed = 0
@@ -250,7 +292,7 @@ class RandTumorSynthd(RandomizableTransform, MapTransform):
         if self._do_transform and keys:
             images = [d[k] for k in keys]
             images, d[self.label_key], params = _insert(
-                images, d[self.label_key], self.config, self.seed, self.spacing_mm
+                images, d[self.label_key], self.config, self.seed, self.spacing_mm, self.label_spec
             )
             d.update(zip(keys, images, strict=True))
         self.last_params = params

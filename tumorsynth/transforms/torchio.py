@@ -12,7 +12,7 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from tumorsynth.engine.config import SynthConfig, load_config
 from tumorsynth.engine.params import TumorParams
 from tumorsynth.engine.pipeline import render, sample_params
 from tumorsynth.errors import PlacementError
+from tumorsynth.transforms.organs import default_config, label_spec
 
 __all__ = ["PARAMS_KEY", "RandomTumorSynth"]
 
@@ -43,7 +44,10 @@ class RandomTumorSynth(RandomTransform):
         Name of the (1, X, Y, Z) ``LabelMap``: 0 background, 1 organ; 2 marks the tumour on output.
         A label above 1 (an existing tumour) makes the subject pass through unchanged.
     config : str, path, dict or SynthConfig, optional
-        Synthesis config (``"liver"`` by default).
+        Synthesis config (by default the organ's preset, ``"liver"``).
+    organ, label_map, organ_label, tumour_label : optional
+        For a multi-label map instead of a 0/1 label: the organ by name (in ``label_map``) or by
+        value(s), and the tumour's value on output (see :mod:`tumorsynth.transforms.organs`).
     **kwargs
         TorchIO's transform arguments, e.g. ``p`` (probability of applying; 0.9 here, as in the
         reference's training) and ``copy``.
@@ -61,14 +65,20 @@ class RandomTumorSynth(RandomTransform):
         self,
         image_name: str = "image",
         label_name: str = "label",
-        config: str | Path | Mapping[str, Any] | SynthConfig = "liver",
+        config: str | Path | Mapping[str, Any] | SynthConfig | None = None,
+        *,
+        organ: str | None = None,
+        label_map: str = "totalsegmentator",
+        organ_label: int | Sequence[int] | None = None,
+        tumour_label: int | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("p", 0.9)
         super().__init__(**kwargs)
         self.image_name = image_name
         self.label_name = label_name
-        self.config = load_config(config)
+        self.label_spec = label_spec(organ, label_map, organ_label, tumour_label)
+        self.config = load_config(config or default_config(self.label_spec))
         self.args_names = ["image_name", "label_name"]
 
     def apply_transform(self, subject: Subject) -> Subject:
@@ -77,9 +87,9 @@ class RandomTumorSynth(RandomTransform):
         subject[PARAMS_KEY] = ""
         image, label = subject[self.image_name], subject[self.label_name]
         lab = label.data[0].numpy()
-        if lab.size == 0 or float(lab.max()) != 1:
+        organ = self.label_spec.organ_of(lab)
+        if organ is None:  # no organ, or a tumour already (see tumorsynth.transforms.organs)
             return subject
-        organ = lab == 1
         ct = image.data[0].numpy()
         spacing = tuple(float(s) for s in image.spacing)
         try:
@@ -88,6 +98,7 @@ class RandomTumorSynth(RandomTransform):
             return subject
         result = render(ct, organ, spacing, params=params)
         image.set_data(torch.from_numpy(result.image[None]).to(image.data.dtype))
-        label.set_data(torch.from_numpy(result.label[None].astype(np.int64)).to(label.data.dtype))
+        out = self.label_spec.merged(lab, result.label)
+        label.set_data(torch.from_numpy(out[None].astype(np.int64)).to(label.data.dtype))
         subject[PARAMS_KEY] = params.to_json()
         return subject

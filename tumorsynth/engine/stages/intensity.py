@@ -59,6 +59,12 @@ class IntensityConfig:
         the scan's noise grain) replaces the host's, blended by the edge weight, so that no host
         structure (vessels, the organ's own texture) shows through. False: the contrast is added
         to the host, as the reference code does.
+    organ_quantile : float
+        The quantile of the organ's HU taken as its level, the reference of every relative
+        intensity (``TumorParams.organ_hu``): 0.5, the median, by default. A mask that holds
+        other tissue than the parenchyma (the kidney's sinus fat and pelvis, the fat between the
+        pancreas's lobules, partial volume at coarse spacing) pulls its median below the
+        parenchyma's enhancement; a higher quantile reads the parenchyma's.
     """
 
     density: dict[str, float] = field(default_factory=lambda: {"hypo": 1.0})
@@ -70,6 +76,7 @@ class IntensityConfig:
     necrosis_core: tuple[float, float] = (0.3, 0.6)
     necrosis_hu: tuple[float, float] = (5.0, 25.0)
     replace: bool = False
+    organ_quantile: float = 0.5
 
     def __post_init__(self) -> None:
         bad = set(self.density) - set(DENSITY_KINDS)
@@ -86,6 +93,8 @@ class IntensityConfig:
             raise ConfigError("intensity.edge_sigma_mm must be positive")
         if not 0.0 <= self.necrosis_probability <= 1.0:
             raise ConfigError("intensity.necrosis_probability must be in [0, 1]")
+        if not 0.0 < self.organ_quantile < 1.0:
+            raise ConfigError("intensity.organ_quantile must be in (0, 1)")
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,11 @@ def _render_tile(
                 if state[j] == 0:
                     continue
                 base = image[x, y, z]
-                if moves and (disp[j, 0] != 0.0 or disp[j, 1] != 0.0 or disp[j, 2] != 0.0):
+                if (
+                    moves
+                    and (disp[j, 0] != 0.0 or disp[j, 1] != 0.0 or disp[j, 2] != 0.0)
+                    and organ[x, y, z] != 0  # tissue moves only in the organ
+                ):
                     moved = _sample(
                         image,
                         organ,

@@ -37,6 +37,7 @@ from tumorsynth.kernels.layout import (
     CENTER,
     DELTA_HU,
     EDGE_SIGMA,
+    EXOPHYTIC,
     INNER_RHO,
     MASS_K,
     MASS_REACH,
@@ -68,7 +69,8 @@ def collect(organ, spacing, rows, bounds, far, i, tex, x, y0, span_a, span_b, z0
     """Sort lesion ``i``'s voxels in the slab: deep inside, near the surface, or out of reach.
 
     Row ``r`` is searched over voxels z in ``[span_a[r], span_b[r])``; organ voxels within unit-ball
-    radius ``far`` are kept. ``bounds`` (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`)
+    radius ``far`` are kept (and the voxels outside the organ too, for an exophytic lesion).
+    ``bounds`` (:func:`~tumorsynth.kernels.cpu.bounds.radial_bounds`)
     tells, per direction, those deep inside or out of reach without evaluating the shape. Also
     fills the rows' constants: ``row_f`` and, in ``row_tex[r, t]``, the texture lattice ``tex``
     interpolated (bilinearly, in x and y) to the row at each of its nodes t along z that the span
@@ -80,6 +82,7 @@ def collect(organ, spacing, rows, bounds, far, i, tex, x, y0, span_a, span_b, z0
     m = TO_UNIT
     ax, ay, az = rows[i, m + 2], rows[i, m + 5], rows[i, m + 8]
     inner = rows[i, INNER_RHO]
+    organ_only = rows[i, EXOPHYTIC] == 0.0
     h = rows[i, TEX_H]
     inv_h, tex_lo = 1.0 / h, rows[i, TEX_LO + 2]
     n0, n1, n2 = int(rows[i, TEX_N]), int(rows[i, TEX_N + 1]), int(rows[i, TEX_N + 2])
@@ -110,7 +113,7 @@ def collect(organ, spacing, rows, bounds, far, i, tex, x, y0, span_a, span_b, z0
             row_tex[r, t] = v + w11 * tex[k11 + t]
         in_plane2 = dx * dx + dy * dy
         for z in range(a, b):
-            if organ[x, y0 + r, z] == 0:
+            if organ_only and organ[x, y0 + r, z] == 0:
                 continue
             dz = z * sz - cz
             qx, qy, qz = q0x + dz * ax, q0y + dz * ay, q0z + dz * az

@@ -130,7 +130,8 @@ __global__ void ts_render(
     const i64 item = tile_item ? tile_item[t] : 0;
     const i64 offset = item * ((i64)n0 * n1 * n2);
     const i64 idx = offset + ((i64)x * n1 + y) * n2 + z;
-    if (organ[idx] == 0) return;
+    // outside the organ only an exophytic lesion changes anything (cpu/slab.py: collect)
+    const bool in_organ = organ[idx] != 0;
     double sp0 = s0, sp1 = s1, sp2 = s2;
     if (item_spacing) {
         sp0 = item_spacing[3 * item];
@@ -142,6 +143,7 @@ __global__ void ts_render(
     bool tumour = false, touched = false;
     for (i64 q = tile_ptr[t]; q < tile_ptr[t + 1]; ++q) {
         const double* row = rows + tile_lesions[q] * L_N_FIELDS;
+        if (!in_organ && row[L_EXOPHYTIC] == 0.0) continue;
         double dx = px - row[L_CENTER], dy = py - row[L_CENTER + 1], dz = pz - row[L_CENTER + 2];
         double rho, big_r, sd = 0.0;
         bool inside;
@@ -175,7 +177,7 @@ __global__ void ts_render(
     }
     if (!touched) return;
     double base = (double)image[idx];
-    if (ux != 0.0 || uy != 0.0 || uz != 0.0) {
+    if (in_organ && (ux != 0.0 || uy != 0.0 || uz != 0.0)) {  // tissue moves only in the organ
         double moved;
         if (ts_sample(image + offset, organ + offset, n0, n1, n2, x + ux / sp0, y + uy / sp1,
                       z + uz / sp2, &moved))
