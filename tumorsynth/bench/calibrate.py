@@ -13,21 +13,26 @@ core, tumours that merge or find no room). So it runs in two rounds:
   values' spread by the line's noise (variances subtract);
 - **second round**: the first round's config is drawn and measured, and each target moves by the
   gap its tumours left to the real ones, quantile by quantile, over the slope of its own pairs.
-  The round whose tumours come nearer the real ones (sum over the attributes of the
-  1-Wasserstein distance over the real spread) is kept.
+  For each part of the config (:data:`GROUPS`: shape and counts, contrast, depth rule), the
+  round whose tumours come nearer the real ones in that part's attributes (sum of the
+  1-Wasserstein distances over the real spread) is kept.
 
 Each round sets, in this order:
 
-1. **elongation**: the semi-axes' spread ``shape.axis_scale = (1 - s, 1 + s)``, :math:`s` from a
-   grid (:data:`SPREADS`) whose elongations (a Monte Carlo of the shape law, with each class's
-   deformation) are nearest the targets (1-Wasserstein distance);
+1. **count**: the real counts per scan over the share of drawn tumours that were measured give
+   the drawn counts. From :data:`MIX_FROM` tumours per scan on, every scan draws a ``mix`` of
+   the four classes (``shape.mix_counts``: the mean's half-tumours dealt out to the classes,
+   each range as wide as the counts' variance asks); below it, each scan draws one class, with
+   equal probability, every class's count range a uniform whole number with the counts' mean
+   and variance;
 2. **size**: four size classes ``tiny``, ``small``, ``medium``, ``large`` (one, ``medium``,
-   below :data:`MIN_CLASSES_TUMOURS` real tumours) hold the quartiles of the target radii (none
-   below the smallest real one): each class's radius makes its mean equivalent radius its
-   quartile's mean; each scan draws one class, with equal probability; deformations scale with
-   the radius of the config's class nearest in size;
-3. **count**: every class's count range, a uniform whole number with the mean and variance of the
-   real counts per scan over the share of drawn tumours that were measured;
+   below :data:`MIN_CLASSES_TUMOURS` real tumours) hold consecutive bins of the sorted target
+   radii (none below the smallest real one), each bin's share the class's share of the drawn
+   tumours: each class's radius makes its mean equivalent radius its bin's mean; deformations
+   scale with the radius of the config's class nearest in size;
+3. **elongation**: the semi-axes' spread ``shape.axis_scale = (1 - s, 1 + s)``, :math:`s` from a
+   grid (:data:`SPREADS`) whose elongations (a Monte Carlo of the shape law, with each class's
+   deformation and share) are nearest the targets (1-Wasserstein distance);
 4. **contrast**: darker and brighter tumours as ``hypo`` and ``hyper`` kinds in their target
    proportions, each a uniform :math:`\delta` range with the mean and variance of its targets
    over the texture mean :math:`u_0` and the hosts' mean organ scaling (with
@@ -52,6 +57,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,8 +79,10 @@ __all__ = [
     "DENSITY_STDS",
     "DEPTH_DRAWS",
     "DEPTH_RULES",
+    "GROUPS",
     "MIN_CLASSES_TUMOURS",
     "MIN_PAIRS",
+    "MIX_FROM",
     "SPREADS",
     "TEXTURE_SCALES",
     "Calibration",
@@ -89,6 +97,8 @@ log = logging.getLogger("tumorsynth.bench")
 MIN_PAIRS = 8
 #: Fewer real tumours than this: one size class.
 MIN_CLASSES_TUMOURS = 8
+#: From this many drawn tumours per scan on, every scan draws a mix of the four size classes.
+MIX_FROM = 2.0
 #: Candidate spreads :math:`s` of the semi-axes, ``axis_scale = (1 - s, 1 + s)``.
 SPREADS = tuple(float(s) for s in np.round(np.linspace(0.0, 0.7, 29), 4))
 #: Candidate (``min_depth_mm``, ``depth_fraction``) rules of the location stage.
@@ -105,7 +115,12 @@ DEPTH_DRAWS = 6
 _CLASS_NAMES = ("tiny", "small", "medium", "large")
 _MC_DRAWS, _MC_SEED = 2000, 0
 _TEXTURE = ("std_ratio", "grain_mm")
-_ANALYTIC = (*DRAWN, "count")
+#: The parts of the config the two rounds set: the attributes that judge each, and its fields.
+GROUPS = {
+    "shape": (("radius_mm", "elongation", "count"), ("size_class", "shape")),
+    "intensity": (("contrast_hu",), ("intensity",)),
+    "location": (("depth_mm",), ("location",)),
+}
 
 
 @dataclass(frozen=True)
@@ -217,19 +232,60 @@ def _nearest_class(base: SynthConfig, radius_mm: float) -> SizeClass:
     return min(base.shape.classes.values(), key=lambda c: abs(np.log(c.radius_mm / radius_mm)))
 
 
-def _quartile_means(radii: np.ndarray) -> list[float]:
-    k = len(_CLASS_NAMES) if radii.size >= MIN_CLASSES_TUMOURS else 1
-    return [float(part.mean()) for part in np.array_split(np.sort(radii), k)]
+def _bin_means(radii: np.ndarray, shares: Sequence[float]) -> list[float]:
+    """Means of the sorted radii cut into consecutive bins holding ``shares`` of them."""
+    ordered = np.sort(radii)
+    edges = np.rint(np.cumsum([0.0, *shares]) / sum(shares) * ordered.size).astype(int)
+    edges = np.maximum.accumulate(np.clip(edges, 0, ordered.size))
+    return [
+        float(ordered[a:b].mean() if b > a else ordered[min(a, ordered.size - 1)])
+        for a, b in itertools.pairwise(edges)
+    ]
 
 
-def _fit_elongation(target: np.ndarray, base: SynthConfig, means: list[float]) -> float:
+def _mix_ranges(drawn: np.ndarray) -> list[tuple[int, int]]:
+    """Per-class count ranges of a ``mix`` whose total has about the mean (to half a tumour) and
+    variance of ``drawn`` (per-scan counts): the mean's half-tumours dealt out to the classes,
+    each range as wide as the variance asks (in steps of 2, centred on the class's mean)."""
+    halves = max(round(2.0 * float(drawn.mean())), len(_CLASS_NAMES))
+    share, extra = divmod(halves, len(_CLASS_NAMES))
+    per_class = [share + (k < extra) for k in range(len(_CLASS_NAMES))]
+    var = float(drawn.var(ddof=1)) if drawn.size > 1 else 0.0
+    best = None
+    for step in range(max(per_class) // 2 + 1):
+        widths = [min(h % 2 + 2 * step, h) for h in per_class]
+        gap = abs(sum(w * (w + 2) / 12.0 for w in widths) - var)
+        if best is None or gap < best[0]:
+            best = (gap, widths)
+    return [((h - w) // 2, (h + w) // 2) for h, w in zip(per_class, best[1], strict=True)]
+
+
+def _count_plan(real: Side, share: float, n_tumours: int) -> dict[str, Any]:
+    """How scans draw their tumours: one class per scan (each with the same count range, the
+    classes equally likely) below :data:`MIX_FROM` tumours per scan, else a ``mix`` of every
+    class (see :func:`_mix_ranges`); one class below :data:`MIN_CLASSES_TUMOURS` tumours."""
+    drawn = real.values("count") / max(share, 1e-6)
+    n_classes = len(_CLASS_NAMES) if n_tumours >= MIN_CLASSES_TUMOURS else 1
+    if n_classes > 1 and drawn.mean() >= MIX_FROM:
+        ranges = _mix_ranges(drawn)
+        return {"mode": "mix", "names": _CLASS_NAMES, "ranges": ranges,
+                "shares": [(a + b) / 2.0 for a, b in ranges]}  # fmt: skip
+    lo, hi = _count_range(real.values("count"), share)
+    names = _CLASS_NAMES if n_classes > 1 else ("medium",)
+    return {"mode": "one class per scan", "names": names, "ranges": [(lo, hi)] * len(names),
+            "shares": [1.0] * len(names)}  # fmt: skip
+
+
+def _fit_elongation(
+    target: np.ndarray, base: SynthConfig, means: list[float], shares: Sequence[float]
+) -> float:
     rng = np.random.default_rng(_MC_SEED)
     direction = rng.standard_normal((_MC_DRAWS, N_HARMONICS))
     draws = {
         "axes": rng.random((_MC_DRAWS, 3)),
         "direction": direction / np.linalg.norm(direction, axis=1, keepdims=True),
     }
-    which = rng.integers(0, len(means), _MC_DRAWS)
+    which = rng.choice(len(means), _MC_DRAWS, p=np.asarray(shares) / sum(shares))
     lo_hi = np.array([[d / c.radius_mm for d in c.deform_mm]
                       for c in (_nearest_class(base, m) for m in means)])  # fmt: skip
     rel = lo_hi[which, 0] + (lo_hi[which, 1] - lo_hi[which, 0]) * rng.random(_MC_DRAWS)
@@ -255,30 +311,35 @@ def _count_range(counts: np.ndarray, measured_share: float) -> tuple[int, int]:
 def _shape_and_count(
     base: SynthConfig, real: Side, targets: dict, share: float, steps: dict
 ) -> SynthConfig:
-    """Steps 1-3: semi-axes' spread, size classes and counts (``share``: the measured share of
+    """Steps 1-3: counts, size classes, semi-axes' spread (``share``: the measured share of
     drawn tumours)."""
     radii = np.clip(targets["radius_mm"], real.values("radius_mm").min(), None)
-    means = _quartile_means(radii)
+    plan = _count_plan(real, share, radii.size)
+    means = _bin_means(radii, plan["shares"])
     target = np.clip(targets["elongation"], 1.0, None)
     lo_scale, hi_scale = base.shape.axis_scale
     if target.size:
-        spread = _fit_elongation(target, base, means)
+        spread = _fit_elongation(target, base, means, plan["shares"])
         lo_scale, hi_scale = 1.0 - spread, 1.0 + spread
     else:
         steps["elongation"]["kept"] = "no real elongation measured: the config's axis_scale"
     steps["elongation"]["axis_scale"] = [lo_scale, hi_scale]
-    lo, hi = _count_range(real.values("count"), share)
-    steps["count"] = {"measured_share": share, "count": [lo, hi]}
+    steps["count"] = {"measured_share": share, "mode": plan["mode"],
+                      "count": {n: list(r) for n, r in zip(plan["names"], plan["ranges"],
+                                                           strict=True)}}  # fmt: skip
     classes = dict(base.shape.classes)
-    names = _CLASS_NAMES if len(means) > 1 else ("medium",)
-    for name, mean in zip(names, means, strict=True):
+    for name, mean, count in zip(plan["names"], means, plan["ranges"], strict=True):
         radius = mean / _mean_cbrt(lo_scale, hi_scale)
         near = _nearest_class(base, radius)
         deform = tuple(d * radius / near.radius_mm for d in near.deform_mm)
-        classes[name] = SizeClass(radius, (lo, hi), deform)
-    steps["radius_mm"]["classes"] = {n: classes[n].radius_mm for n in names}
+        classes[name] = SizeClass(radius, count, deform)
+    steps["radius_mm"]["classes"] = {n: classes[n].radius_mm for n in plan["names"]}
     shape = dataclasses.replace(base.shape, classes=classes, axis_scale=(lo_scale, hi_scale))
-    size_class = {n: 1.0 / len(names) for n in names}
+    if plan["mode"] == "mix":
+        shape = dataclasses.replace(shape, mix_counts=dict(zip(plan["names"], plan["ranges"],
+                                                               strict=True)))  # fmt: skip
+        return dataclasses.replace(base, shape=shape, size_class={"mix": 1.0})
+    size_class = {n: 1.0 / len(plan["names"]) for n in plan["names"]}
     return dataclasses.replace(base, shape=shape, size_class=size_class)
 
 
@@ -392,23 +453,27 @@ def _texture(cfg: SynthConfig, real: Side, hosts, steps: dict, run: dict, bar) -
 def _rounds(base: SynthConfig, real: Side, baseline: Side, hosts, steps: dict, run: dict,
             bar) -> SynthConfig:  # fmt: skip
     """Steps 1-5 twice: from the baseline's pairs, then corrected by what the first round's
-    tumours show; the round whose tumours come nearer the real ones is kept."""
+    tumours show; for each part of the config (:data:`GROUPS`), the round whose tumours come
+    nearer the real ones in that part's attributes is kept."""
     draws, seed = max(run["scans_per_host"], DEPTH_DRAWS), run["seed"] + 1
     targets = _targets(real, baseline.pairs, steps)
-    first_cfg = _analytic(base, real, targets, _share(baseline), hosts, steps, draws, seed)
-    first = measure_synthetic(hosts, first_cfg, **run, progress=False)
+    configs = [_analytic(base, real, targets, _share(baseline), hosts, steps, draws, seed)]
+    sides = [measure_synthetic(hosts, configs[0], **run, progress=False)]
     bar.update()
-    steps["first_round"] = copy.deepcopy(steps)
-    targets = _corrected(targets, real, first, steps)
-    second_cfg = _analytic(base, real, targets, _share(first), hosts, steps, draws, seed)
-    second = measure_synthetic(hosts, second_cfg, **run, progress=False)
+    first_steps = copy.deepcopy(steps)
+    targets = _corrected(targets, real, sides[0], steps)
+    configs.append(_analytic(base, real, targets, _share(sides[0]), hosts, steps, draws, seed))
+    sides.append(measure_synthetic(hosts, configs[1], **run, progress=False))
     bar.update()
-    closeness = [distance_sum(real, side, _ANALYTIC) for side in (first, second)]
-    kept = 2 if closeness[1] < closeness[0] else 1
-    if kept == 1:
-        steps.update(copy.deepcopy(steps["first_round"]))
-    steps["rounds"] = {"distance_sum": closeness, "kept": kept}
-    return second_cfg if kept == 2 else first_cfg
+    chosen, kept = configs[1], {}
+    for group, (attributes, fields) in GROUPS.items():
+        near = [distance_sum(real, side, attributes) for side in sides]
+        kept[group] = {"round": 1 + int(near[1] < near[0]), "distance_sum": near}
+        if near[1] >= near[0]:  # the first round's part
+            chosen = dataclasses.replace(chosen, **{f: getattr(configs[0], f) for f in fields})
+            steps.update({a: first_steps[a] for a in attributes if a in first_steps})
+    steps["rounds"] = kept
+    return chosen
 
 
 def _share(side: Side) -> float:
