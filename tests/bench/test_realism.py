@@ -105,6 +105,7 @@ def test_calibration_recovers_the_known_config(calibrated):
     assert np.mean(cfg.intensity.delta_hu["hypo"]) == pytest.approx(-122.5, rel=0.15)
     assert cfg.location.depth_fraction == pytest.approx(1.5, abs=0.35)
     assert max(cfg.texture.grain_sigma_mm) <= 3.5  # the truth's finer grain, not the preset's 4-7
+    assert result["calibration"]["effects"]["on"] == {"capsule": True}  # the truth has capsules
 
 
 @pytest.mark.slow

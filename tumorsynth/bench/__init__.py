@@ -15,7 +15,8 @@ training distribution one shell at a time (Hu et al., CVPR 2023, Fig. 6).
 - :mod:`~tumorsynth.bench.realism`: :func:`run_realism` (``tumorsynth realism``), synthetic
   against labelled real tumours, with :mod:`~tumorsynth.bench.realism_measure` (both sides, one
   code), :mod:`~tumorsynth.bench.tissue` (texture of a core), :mod:`~tumorsynth.bench.calibrate`
-  (a config fitted to them) and :mod:`~tumorsynth.bench.realism_report` (its files).
+  (a config fitted to them, its last steps in :mod:`~tumorsynth.bench.calibrate_tissue`) and
+  :mod:`~tumorsynth.bench.realism_report` (its files).
 
 Scores need ``torch`` and ``monai`` (the surface Dice) and ``matplotlib`` (the heat maps): the
 ``train`` extra.

@@ -41,11 +41,10 @@ Each round sets, in this order:
    ``location.depth_fraction``), from :data:`DEPTH_RULES`, nearest the targets by the
    1-Wasserstein distance of the depths of centres drawn on the hosts (params only).
 
-Then, with CTs on the real side, **texture**: its amplitude ``texture.density_std``
-(:data:`DENSITY_STDS`) and scale (``density_sigma_mm`` and ``grain_sigma_mm`` times a factor of
-:data:`TEXTURE_SCALES`) on a grid, each candidate rendered on the hosts and measured, the one
-nearest the real std ratio and grain kept. The scan's noise grain inside a replacing tumour comes
-from the scan, not the config: no config makes a tumour smoother than that.
+Then, with CTs on the real side (:mod:`~tumorsynth.bench.calibrate_tissue`), two steps that
+only rendering can judge, each candidate rendered on the hosts and measured: the **effects** (the
+capsule kept or switched off, judged by contrast and texture), then the
+**texture**'s amplitude and scale on a grid (judged by the std ratio and the grain).
 
 Every search draws its scans with other seeds than the report's (the comparison's seed + 1), and
 the calibrated config is then drawn with the report's own seeds: the report's distances after
@@ -68,6 +67,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from tumorsynth.bench.attributes import depth_at, unit_covariances
+from tumorsynth.bench.calibrate_tissue import RUNS, distance_sum, effects, texture
 from tumorsynth.bench.cases import Host
 from tumorsynth.bench.realism_measure import DRAWN, Side, measure_synthetic, scan_seed
 from tumorsynth.engine.config import SynthConfig
@@ -76,7 +76,6 @@ from tumorsynth.engine.stages.shape import N_HARMONICS, SizeClass
 from tumorsynth.errors import InputError, PlacementError
 
 __all__ = [
-    "DENSITY_STDS",
     "DEPTH_DRAWS",
     "DEPTH_RULES",
     "GROUPS",
@@ -84,7 +83,6 @@ __all__ = [
     "MIN_PAIRS",
     "MIX_FROM",
     "SPREADS",
-    "TEXTURE_SCALES",
     "Calibration",
     "calibrate_config",
     "fit_bias",
@@ -106,15 +104,10 @@ DEPTH_RULES = (
     (0.0, 0.0), (2.0, 0.0), (2.0, 0.3), (2.0, 0.6), (2.0, 0.9), (2.0, 1.2), (2.0, 1.5),
     (2.0, 2.0),
 )  # fmt: skip
-#: Candidate texture amplitudes ``texture.density_std``.
-DENSITY_STDS = (0.0, 0.09, 0.3, 0.8)
-#: Candidate factors on the texture's scales (``density_sigma_mm``, ``grain_sigma_mm``).
-TEXTURE_SCALES = (0.25, 0.5, 1.0, 2.0)
 #: Draws per host of the depth rule's search (at least; or the scans per host).
 DEPTH_DRAWS = 6
 _CLASS_NAMES = ("tiny", "small", "medium", "large")
 _MC_DRAWS, _MC_SEED = 2000, 0
-_TEXTURE = ("std_ratio", "grain_mm")
 #: The parts of the config the two rounds set: the attributes that judge each, and its fields.
 GROUPS = {
     "shape": (("radius_mm", "elongation", "count"), ("size_class", "shape")),
@@ -409,47 +402,6 @@ def _analytic(base: SynthConfig, real: Side, targets: dict, share: float, hosts,
     return _depth(cfg, targets, hosts, steps, draws, seed)
 
 
-def _texture_candidates(cfg: SynthConfig):
-    t = cfg.texture
-    for amplitude in DENSITY_STDS:
-        for factor in TEXTURE_SCALES:
-            texture = dataclasses.replace(
-                t, density_std=amplitude,
-                density_sigma_mm=tuple(v * factor for v in t.density_sigma_mm),
-                grain_sigma_mm=tuple(v * factor for v in t.grain_sigma_mm),
-            )  # fmt: skip
-            yield (amplitude, factor), dataclasses.replace(cfg, texture=texture)
-
-
-def distance_sum(real: Side, side: Side, attributes: Sequence[str]) -> float:
-    """The sum over ``attributes`` of the 1-Wasserstein distance from ``side`` to ``real``, each
-    over the real values' standard deviation (1 where they have none)."""
-    total = 0.0
-    for attribute in attributes:
-        r = real.values(attribute)
-        scale = float(r.std(ddof=1)) if r.size > 1 and r.std() > 0 else 1.0
-        total += _w1(r, side.values(attribute)) / scale
-    return total
-
-
-def _texture(cfg: SynthConfig, real: Side, hosts, steps: dict, run: dict, bar) -> SynthConfig:
-    """Step 6: the texture's amplitude and scale, each candidate rendered and measured."""
-    if real.values("std_ratio").size == 0 or real.values("grain_mm").size == 0:
-        steps["texture"] = {"kept": "no real texture measured (no CTs): the config's is kept"}
-        return cfg
-    scored = []
-    for knobs, candidate in _texture_candidates(cfg):
-        side = measure_synthetic(hosts, candidate, **run, progress=False)
-        scored.append((distance_sum(real, side, _TEXTURE), knobs, candidate))
-        bar.update()
-    distance, (amplitude, factor), chosen = min(scored, key=lambda item: item[0])
-    steps["texture"] = {"density_std": amplitude, "scale_factor": factor,
-                        "density_sigma_mm": list(chosen.texture.density_sigma_mm),
-                        "grain_sigma_mm": list(chosen.texture.grain_sigma_mm),
-                        "distance_sum": distance, "candidates": len(scored)}  # fmt: skip
-    return chosen
-
-
 def _rounds(base: SynthConfig, real: Side, baseline: Side, hosts, steps: dict, run: dict,
             bar) -> SynthConfig:  # fmt: skip
     """Steps 1-5 twice: from the baseline's pairs, then corrected by what the first round's
@@ -520,10 +472,11 @@ def calibrate_config(
     search = {"scans_per_host": scans_per_host, "seed": seed + 1, "name": "search",
               "min_voxels": min_voxels}  # fmt: skip
     steps: dict[str, Any] = {}
-    total = 3 + len(DENSITY_STDS) * len(TEXTURE_SCALES)
+    total = 3 + RUNS
     with tqdm(total=total, desc="calibrate", unit="run", disable=not progress) as bar:
         cfg = _rounds(base, real, baseline, hosts, steps, search, bar)
-        cfg = _texture(cfg, real, hosts, steps, search, bar)
+        cfg = effects(cfg, real, hosts, steps, search, bar)
+        cfg = texture(cfg, real, hosts, steps, search, bar)
         side = measure_synthetic(hosts, cfg, scans_per_host=scans_per_host, seed=seed,
                                  name="calibrated", min_voxels=min_voxels,
                                  progress=False)  # fmt: skip
