@@ -15,6 +15,7 @@ from tumorsynth.cli.generate import generate
 from tumorsynth.cli.phantom import phantom
 from tumorsynth.cli.predict import predict
 from tumorsynth.cli.preview import preview
+from tumorsynth.cli.realism import realism
 from tumorsynth.cli.replay import replay
 from tumorsynth.cli.sar import sar
 from tumorsynth.cli.spars import spars
@@ -57,6 +58,7 @@ for command in (
     evaluate,
     bench,
     fit_stats,
+    realism,
     warmup,
     spars,
     aslseg,

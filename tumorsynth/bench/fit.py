@@ -35,6 +35,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from tumorsynth.bench.attributes import ATTRIBUTES, UNITS, organ_depth_mm
+from tumorsynth.bench.tissue import grain_mm, std_ratio
 from tumorsynth.errors import InputError
 from tumorsynth.evaluate.metrics import lesions
 from tumorsynth.evaluate.report import csv_text
@@ -42,7 +43,7 @@ from tumorsynth.io.case import grid_text, same_grid
 from tumorsynth.io.volume import read_image, to_array, write_text_atomic
 from tumorsynth.version import __version__
 
-__all__ = ["MEASURED", "fit_stats", "measure_tumours"]
+__all__ = ["MEASURED", "fit_stats", "labelled_pairs", "measure_tumours", "read_labelled"]
 
 #: The attributes fit-stats measures (texture is not; see the module's notes).
 MEASURED = ("size", "shape", "location", "intensity")
@@ -64,14 +65,30 @@ def _elongation(coords_mm: np.ndarray, spacing: np.ndarray) -> float:
     return float(np.sqrt(eig[-1] / eig[0]))
 
 
-def _contrast(image, component, organ_only, spacing) -> float | None:
+def _core_ring(component, organ_only, spacing) -> tuple[np.ndarray, np.ndarray]:
+    """The tumour's core (voxels at least CORE_DEPTH_MM inside it, or half its greatest inner
+    depth) and its ring (organ without tumour, RING_MM outside it)."""
     inner = ndimage.distance_transform_edt(component, sampling=spacing)
     core = inner >= min(CORE_DEPTH_MM, 0.5 * float(inner.max()))
     outer = ndimage.distance_transform_edt(~component, sampling=spacing)
     ring = organ_only & (outer > RING_MM[0]) & (outer <= RING_MM[1])
+    return core, ring
+
+
+def _tissue(image, component, organ_only, spacing, texture: bool) -> dict:
+    """The intensity (core mean minus ring median, HU) and, with ``texture``, the std ratio and
+    grain of :mod:`~tumorsynth.bench.tissue`; None where a region is empty."""
+    core, ring = _core_ring(component, organ_only, spacing)
+    out: dict = {"intensity": None}
+    if texture:
+        out["std_ratio"] = out["grain_mm"] = None
     if not core.any() or not ring.any():
-        return None
-    return float(image[core].mean() - np.median(image[ring]))
+        return out
+    out["intensity"] = float(image[core].mean() - np.median(image[ring]))
+    if texture:
+        out["std_ratio"] = std_ratio(image[core], image[ring])
+        out["grain_mm"] = grain_mm(image, core, spacing)
+    return out
 
 
 def measure_tumours(
@@ -82,6 +99,7 @@ def measure_tumours(
     tumour_label: int = 2,
     organ_label: int = 1,
     min_voxels: int = 5,
+    texture: bool = False,
 ) -> list[dict]:
     """The attributes of every tumour in one label map.
 
@@ -96,12 +114,16 @@ def measure_tumours(
     tumour_label, organ_label : int
     min_voxels : int
         Smaller components are left out.
+    texture : bool
+        Also measure the texture of the tumour's core (with ``image``): ``std_ratio`` and
+        ``grain_mm`` (:mod:`~tumorsynth.bench.tissue`), as ``tumorsynth realism`` does.
 
     Returns
     -------
     list of dict
         Per tumour: ``component``, ``n_voxels``, ``centroid_vox`` and the values of
-        :data:`MEASURED` (None where not measured).
+        :data:`MEASURED` (None where not measured), and with ``texture`` ``std_ratio`` and
+        ``grain_mm``.
     """
     label = np.asarray(label)
     spacing = np.asarray([float(s) for s in spacing_mm])
@@ -134,11 +156,12 @@ def measure_tumours(
             "location": float(depth[tuple(np.clip(centroid, 0, np.array(label.shape) - 1))]),
             "intensity": None,
         }
+        if texture:
+            record["std_ratio"] = record["grain_mm"] = None
         if image is not None:
             organ_only = label[box] == organ_label
-            record["intensity"] = _contrast(
-                np.asarray(image[box], np.float64), comp, organ_only, spacing
-            )
+            values = np.asarray(image[box], np.float64)
+            record.update(_tissue(values, comp, organ_only, spacing, texture))
         out.append(record)
     return out
 
@@ -148,9 +171,14 @@ def _grid(image: sitk.Image) -> str:
     return f"{grid_text(image)}, origin ({origin}) mm"
 
 
-def _inputs(labels: Sequence[str | Path], images: Sequence[str | Path] | None):
+def labelled_pairs(
+    labels: Sequence[str | Path],
+    images: Sequence[str | Path] | None,
+    command: str = "fit-stats",
+) -> list[tuple[Path, Path | None]]:
     """(label path, image path or None) pairs: an nnU-Net or MSD dataset folder (``labelsTr``,
-    ``imagesTr``), or label files with optional CTs paired by name or order."""
+    ``imagesTr``), or label files with optional CTs paired by name or order. ``command`` names
+    the caller in the message when there is no label map."""
     from tumorsynth.dataset.sources import expand_paths, pair_sources
 
     if len(labels) == 1 and (Path(labels[0]) / "labelsTr").is_dir():
@@ -160,11 +188,36 @@ def _inputs(labels: Sequence[str | Path], images: Sequence[str | Path] | None):
             images = [root / "imagesTr"]
     label_paths = expand_paths(labels, "labels")
     if not label_paths:
-        raise InputError("fit-stats: no label maps")
+        raise InputError(f"{command}: no label maps")
     if not images:
         return [(p, None) for p in label_paths]
     sources, _ = pair_sources(expand_paths(images, "images"), label_paths)
     return [(Path(s.mask), Path(s.image)) for s in sources]
+
+
+def read_labelled(
+    label_path: str | Path, image_path: str | Path | None = None
+) -> tuple[np.ndarray, tuple[float, float, float], np.ndarray | None]:
+    """A label map (on its own grid), its voxel size in mm and its CT (None without one).
+
+    Raises
+    ------
+    InputError
+        An unreadable file, or a CT on another grid than its label map (another size, voxel
+        size, origin or orientation).
+    """
+    label_image = read_image(label_path)
+    image = None
+    if image_path is not None:
+        ct = read_image(image_path)
+        if not same_grid(ct, label_image):  # size, spacing, origin and direction
+            raise InputError(
+                f"{image_path} ({_grid(ct)}) and its label map {label_path} "
+                f"({_grid(label_image)}) are not on one grid; resample one onto the other"
+            )
+        image = to_array(ct)
+    spacing = tuple(float(v) for v in label_image.GetSpacing())
+    return to_array(label_image), spacing, image
 
 
 def _summary(values: list[float], name: str) -> dict | None:
@@ -214,21 +267,12 @@ def fit_stats(
         Unreadable or unpaired files, a CT on another grid than its label map (another size,
         voxel size, origin or orientation), or no tumour.
     """
-    pairs = _inputs(labels, images)
+    pairs = labelled_pairs(labels, images)
     rows: list[dict] = []
     for label_path, image_path in tqdm(pairs, desc="fit-stats", unit="file", disable=not progress):
-        label_image = read_image(label_path)  # measured on its own grid
-        image = None
-        if image_path is not None:
-            ct = read_image(image_path)
-            if not same_grid(ct, label_image):  # size, spacing, origin and direction
-                raise InputError(
-                    f"{image_path} ({_grid(ct)}) and its label map {label_path} "
-                    f"({_grid(label_image)}) are not on one grid; resample one onto the other"
-                )
-            image = to_array(ct)
+        label, spacing, image = read_labelled(label_path, image_path)
         found = measure_tumours(
-            to_array(label_image), label_image.GetSpacing(), image,
+            label, spacing, image,
             tumour_label=tumour_label, organ_label=organ_label, min_voxels=min_voxels,
         )  # fmt: skip
         rows += [{"file": str(label_path), **r} for r in found]
