@@ -33,7 +33,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ __all__ = [
     "PostProcess",
     "keep_largest_organ",
     "organ_contact",
+    "postprocess_from_options",
     "postprocess_labels",
 ]
 
@@ -196,3 +197,33 @@ def postprocess_labels(
     tumour = components > 0
     out[tumour] = lookup[components[tumour]]
     return out
+
+
+def postprocess_from_options(
+    min_tumour_mm3: float | None = None,
+    min_organ_contact: float | None = None,
+    *,
+    tumour_anywhere: bool = False,
+    raw: bool = False,
+) -> PostProcess | None:
+    """The post-processing a command's options ask for: :data:`DEFAULT_POSTPROCESS` with the
+    values given (None keeps the default); ``tumour_anywhere`` drops the organ-contact rule;
+    ``raw`` returns None (no post-processing; refused with any other option).
+
+    Raises
+    ------
+    InputError
+        ``raw`` with another option, or ``tumour_anywhere`` with ``min_organ_contact``.
+    """
+    if raw and (min_tumour_mm3 is not None or min_organ_contact is not None or tumour_anywhere):
+        raise InputError("--raw writes the labels as they are: it takes no other post-processing")
+    if tumour_anywhere and min_organ_contact is not None:
+        raise InputError("--tumour-anywhere and --min-organ-contact contradict each other")
+    if raw:
+        return None
+    rules = DEFAULT_POSTPROCESS
+    if min_tumour_mm3 is not None:
+        rules = replace(rules, min_tumour_mm3=float(min_tumour_mm3))
+    if min_organ_contact is not None or tumour_anywhere:
+        rules = replace(rules, min_organ_contact=min_organ_contact)
+    return rules
