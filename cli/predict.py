@@ -6,7 +6,7 @@ import click
 
 # tumorsynth.segment.postprocess.DEFAULT_POSTPROCESS (kept here so that the command line loads
 # without torch; tests/segment/test_postprocess.py checks they agree)
-DEFAULT_MIN_TUMOUR_MM3, DEFAULT_MIN_ORGAN_CONTACT = 50.0, 0.5
+DEFAULT_MIN_TUMOUR_MM3, DEFAULT_MIN_ORGAN_CONTACT = 50.0, 0.25
 
 
 @click.command()

@@ -14,7 +14,7 @@ in this order to a (X, Y, Z) label map (0 background, 1 organ, 2 tumour) on its 
    bone or bowel borders none (0). A component that fails becomes background. ``None`` keeps every
    tumour.
 3. **Minimum size** (``min_tumour_mm3``): tumour components smaller than this volume (mm³, voxel
-   count times the voxel volume) go: to organ where the organ surrounds them as in rule 2 (a
+   count times the voxel volume) go: to organ where at least half of their border is organ (a
    speck inside the liver is liver), else to background. 0 keeps them all.
 
 :data:`DEFAULT_POSTPROCESS` holds the defaults of ``tumorsynth predict``, chosen by measurement
@@ -25,7 +25,7 @@ Examples
 >>> labels = np.zeros((12, 12, 12), np.uint8); labels[1:11, 1:11, 1:6] = 1
 >>> labels[4:7, 4:7, 2:5] = 2      # a tumour of 27 voxels inside the organ
 >>> labels[5, 5, 9] = 2            # a one-voxel speck outside it
->>> out = PostProcess(min_organ_contact=0.5, min_tumour_mm3=5.0)(labels, (1.0, 1.0, 1.0))
+>>> out = PostProcess(min_organ_contact=0.25, min_tumour_mm3=5.0)(labels, (1.0, 1.0, 1.0))
 >>> int((out == 2).sum()), int(out[5, 5, 9])
 (27, 0)
 """
@@ -64,7 +64,7 @@ class PostProcess:
         Keep only the largest connected organ with its tumours.
     min_organ_contact : float or None
         Keep a tumour component only when at least this fraction (0 to 1) of the voxels bordering
-        it is organ; ``0.0`` keeps tumours that touch the organ at all; None keeps every tumour.
+        it is organ (0 or None: keep every tumour).
     min_tumour_mm3 : float
         Drop tumour components smaller than this, mm³ (0 keeps all).
     """
@@ -106,7 +106,7 @@ class PostProcess:
 NO_POSTPROCESS = PostProcess()
 """Raw labels, as the network gives them."""
 
-DEFAULT_POSTPROCESS = PostProcess(largest_organ=False, min_organ_contact=0.5, min_tumour_mm3=50.0)
+DEFAULT_POSTPROCESS = PostProcess(largest_organ=False, min_organ_contact=0.25, min_tumour_mm3=50.0)
 """The defaults of ``tumorsynth predict``, chosen by measurement (``docs/transfer.md``)."""
 
 
@@ -187,12 +187,12 @@ def postprocess_labels(
     if not n_voxels.size:
         return out
     voxel_mm3 = float(np.prod([float(s) for s in spacing_mm]))
-    threshold = 0.5 if rules.min_organ_contact is None else rules.min_organ_contact
-    in_organ = contact >= threshold
-    keep = in_organ if rules.min_organ_contact is not None else np.ones_like(in_organ)
+    contact_rule = rules.min_organ_contact or 0.0
+    keep = contact >= contact_rule
     big = n_voxels * voxel_mm3 >= rules.min_tumour_mm3
+    surrounded = contact >= 0.5  # a dropped speck at least half wrapped in organ is organ
     # per component: 2 kept, 1 a speck inside the organ, 0 gone
-    value = np.where(keep & big, 2, np.where(keep & in_organ, 1, 0)).astype(out.dtype)
+    value = np.where(keep & big, 2, np.where(keep & surrounded, 1, 0)).astype(out.dtype)
     lookup = np.concatenate([[0], value])
     tumour = components > 0
     out[tumour] = lookup[components[tumour]]
