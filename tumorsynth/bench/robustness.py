@@ -47,7 +47,7 @@ from tumorsynth.engine.case import Case
 from tumorsynth.engine.config import SynthConfig, load_config
 from tumorsynth.evaluate.figure import require_matplotlib
 from tumorsynth.evaluate.metrics import equivalent_radius_mm, evaluate_case
-from tumorsynth.segment.predict import keep_largest_organ
+from tumorsynth.segment.postprocess import PostProcess
 from tumorsynth.version import __version__
 
 __all__ = ["RobustnessReport", "run_robustness"]
@@ -118,10 +118,10 @@ def _where(case: TestCase) -> str:
     return f"case (host {case.host}, {what}, seed {case.seed})"
 
 
-def _score(model: Model, case: TestCase, tolerance_mm: float, largest_organ: bool) -> dict:
+def _score(model: Model, case: TestCase, tolerance_mm: float, rules: PostProcess) -> dict:
     pred = run_model(model, case.image, case.spacing_mm, _where(case))
-    if largest_organ:
-        pred = keep_largest_organ(pred)
+    if not rules.is_identity:
+        pred = rules(pred, case.spacing_mm)
     m = evaluate_case(pred, case.label, case.spacing_mm, tolerance_mm=tolerance_mm)
     n_voxels = int(np.count_nonzero(case.label == 2))
     return {
@@ -237,7 +237,7 @@ def run_robustness(
         for spec in [*plan, *grid]:
             case = _synthesize_case(host_list[spec.index % len(host_list)], single, spec, seed)
             for model in loaded:
-                score = _score(model, case, cfg.tolerance_mm, cfg.largest_organ)
+                score = _score(model, case, cfg.tolerance_mm, cfg.postprocess)
                 if spec.kind == "shell":
                     rows.append(_shell_row(case, score))
                 else:
