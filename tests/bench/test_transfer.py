@@ -50,6 +50,18 @@ def test_a_recipe_file_and_dotted_overrides_are_read(tmp_path):
     assert cfg.seeds == (3, 4) and cfg.test_seed == 2
 
 
+@pytest.mark.parametrize("name", ["transfer_cpu.yaml", "transfer_gpu.yaml"])
+def test_example_settings_are_valid(name):
+    from toy import REPO
+
+    cfg = load_transfer_config(REPO / "examples" / "configs" / name)
+    assert list(cfg.configs) == ["syntumor", "liver"] and cfg.seeds == (0, 1, 2)
+    recipe = cfg.train_config("liver", 2, "run")
+    assert recipe.synth_config == "liver" and recipe.seed == 2
+    if name == "transfer_gpu.yaml":  # the reference's recipe
+        assert (recipe.patch_size, recipe.lr, recipe.batch_size) == ((96, 96, 96), 4e-4, 2)
+
+
 def test_the_paired_comparison_is_scipys_on_known_numbers():
     dice = {"a": [0.50, 0.60, 0.55], "b": [0.58, 0.61, 0.66]}
     per_case = {"a": [[0.2, 0.5, 0.9, 0.4]] * 3, "b": [[0.3, 0.5, 1.0, 0.6]] * 3}

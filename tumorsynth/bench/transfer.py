@@ -111,7 +111,8 @@ def train_run(tc: TrainConfig, progress: bool) -> dict[str, Any]:
 
 
 def _fingerprint(cfg: TransferConfig, sets: Mapping[str, list[EvalScan]], ckpt: Path) -> str:
-    """What a run's stored scores depend on: the checkpoint's bytes, the test scans and settings."""
+    """What a run's stored scores depend on: the checkpoint's bytes, the test scans and settings,
+    the sliding windows' overlap."""
     digest = hashlib.sha256()
     with ckpt.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -124,6 +125,7 @@ def _fingerprint(cfg: TransferConfig, sets: Mapping[str, list[EvalScan]], ckpt: 
             "test_cases_per_host", "labelled_images", "labelled_labels", "test_seed",
             "crop_margin_mm", "postprocess", "tolerance_mm", "configs",
         )},
+        "overlap": cfg.train_config(next(iter(cfg.configs)), 0, ".").sw_overlap,
         "version": 1,
     }  # fmt: skip
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -136,7 +138,8 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Score one run's checkpoint on every test set (kept in ``<run>/transfer_eval.json``)."""
+    """Score one run's checkpoint on every test set (kept in ``<run>/transfer_eval.json``), by
+    sliding windows with the recipe's overlap, as its validation segments."""
     ckpt = folder / "checkpoints" / f"{cfg.checkpoint}.pt"
     fingerprint = _fingerprint(cfg, sets, ckpt)
     cache = folder / EVAL_FILE
@@ -145,7 +148,11 @@ def evaluate_run(
         if stored.get("fingerprint") == fingerprint:
             return stored
     t_cpu = _cpu_s()
-    predictor = Predictor.from_checkpoint(ckpt, device, postprocess=None)
+    recipe = cfg.train_config(next(iter(cfg.configs)), 0, folder)
+    predictor = Predictor.from_checkpoint(
+        ckpt, device, overlap=recipe.sw_overlap, sw_batch_size=recipe.sw_batch_size,
+        postprocess=None,
+    )  # fmt: skip
     total = sum(len(v) for v in sets.values())
     out: dict[str, Any] = {"fingerprint": fingerprint, "checkpoint": str(ckpt), "sets": {}}
     with tqdm(total=total, desc=f"score {folder.name}", disable=not progress, leave=False) as bar:
