@@ -1,4 +1,5 @@
-"""``tumorsynth bench``: benchmarks of segmenters on synthetic tumours (``bench robustness``)."""
+"""``tumorsynth bench``: benchmarks of segmenters on synthetic tumours (``bench robustness``) and of
+synthesis configs by the segmenters they train (``bench transfer``)."""
 
 from __future__ import annotations
 
@@ -75,4 +76,31 @@ def robustness(models, hosts, host_masks, organ, label_map, organ_label, out_dir
     click.echo("tumour Dice (%) per attribute and shell:")
     click.echo(markdown_table(report.result["summary"], settings["attributes"]))
     names = sorted({p.name for p in report.files.values()})
+    click.echo(f"wrote {', '.join(names)} to {click.format_filename(str(Path(out_dir)))}")
+
+
+@bench.command()
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for runs/<config>_seed<seed>/ (train run folders), transfer.md, "
+                   "transfer.png, runs.csv and transfer.json; run again to continue it.")  # fmt: skip
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a setting (repeatable), e.g. --set seeds=[0,1] --set recipe.steps=200.")  # fmt: skip
+@click.option("--device", default="auto", show_default=True,
+              help="Where the models segment the test scans (the recipe's device trains).")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def transfer(config, out_dir, overrides, device, quiet) -> None:
+    """Train the same recipe under two or more synthesis configs (CONFIG: a YAML or JSON file of
+    TransferConfig fields), several seeds each, score every model on the same test scans and
+    compare the configs, paired by seed and by case."""
+    from tumorsynth.bench.transfer import run_transfer
+    from tumorsynth.bench.transfer_report import score_table
+    from tumorsynth.train.config import parse_override
+
+    report = run_transfer(
+        config, out_dir, overrides=dict(map(parse_override, overrides)), device=device,
+        progress=not quiet,
+    )  # fmt: skip
+    click.echo(score_table(report.result["summary"], ("dice", "sensitivity_5mm", "fp_per_case")))
+    names = sorted(p.name for p in report.files.values())
     click.echo(f"wrote {', '.join(names)} to {click.format_filename(str(Path(out_dir)))}")

@@ -33,6 +33,7 @@ from tumorsynth.bench.cases import load_bench_hosts, single_tumour_config, synth
 from tumorsynth.bench.shells import FLOORS, grid_plan
 from tumorsynth.engine.stages.shape import sample_shape
 from tumorsynth.io.volume import write_volume
+from tumorsynth.segment.postprocess import DEFAULT_POSTPROCESS
 
 SMALL = {
     "phantom_seeds": [2000],
@@ -495,13 +496,41 @@ def test_largest_organ_post_processing_removes_false_positives_outside_the_organ
 
     fps = {}
     for keep in (False, True):
-        config = {**SMALL, "attributes": ["size"], "largest_organ": keep}
+        config = {**SMALL, "attributes": ["size"], "largest_organ": keep,
+                  "min_organ_contact": None, "min_tumour_mm3": 0.0}  # fmt: skip
         report = run_robustness(
             {"m": oracle_with_a_stray_blob}, tmp_path / str(keep), hosts=[host], config=config,
             cases_per_shell=1, seed=4, progress=False,
         )  # fmt: skip
         fps[keep] = [row["fp"] for row in report.result["cases"]]
     assert min(fps[False]) >= 1 and max(fps[True]) == 0
+
+
+def test_predicts_post_processing_removes_specks_and_tumours_off_the_organ(tmp_path, host):
+    def oracle_with_specks(image, spacing):
+        labels = np.asarray(host.case.organ).copy()
+        labels[(np.abs(image - host.case.image) > 10) & (labels == 1)] = 2
+        labels[:3, :3, :3] = 2  # a false positive off the organ (27 voxels of 27 mm³: 729 mm³)
+        where = np.argwhere(labels == 1)
+        x, y, z = where[len(where) // 3]
+        labels[x, y, z] = 2  # a one-voxel speck inside it (27 mm³)
+        return labels
+
+    fps = {}
+    for rules in ({"min_organ_contact": None, "min_tumour_mm3": 0.0},
+                  {"min_organ_contact": 0.5, "min_tumour_mm3": 0.0},
+                  {"min_organ_contact": 0.5, "min_tumour_mm3": 30.0}):  # fmt: skip
+        config = {**SMALL, "attributes": ["size"], **rules}
+        report = run_robustness(
+            {"m": oracle_with_specks}, tmp_path / str(len(fps)), hosts=[host], config=config,
+            cases_per_shell=1, seed=4, progress=False,
+        )  # fmt: skip
+        fps[len(fps)] = [row["fp"] for row in report.result["cases"]]
+        assert report.result["settings"]["min_organ_contact"] == rules["min_organ_contact"]
+    assert min(fps[0]) >= 2, fps  # the blob and the speck (unless a test tumour covers it)
+    assert [a - 1 for a in fps[0]] == fps[1], fps  # the blob goes
+    assert max(fps[2]) == 0, fps  # and the speck
+    assert load_bench_config(None).postprocess == DEFAULT_POSTPROCESS  # predict's, by default
 
 
 def test_example_bench_config_is_valid():

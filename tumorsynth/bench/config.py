@@ -25,6 +25,7 @@ from tumorsynth.bench.stats import AttributeStats
 from tumorsynth.engine.config import PRESETS, read_config_file
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
+from tumorsynth.segment.postprocess import DEFAULT_POSTPROCESS, PostProcess
 
 __all__ = ["BenchConfig", "load_bench_config"]
 
@@ -58,6 +59,12 @@ class BenchConfig:
     largest_organ : bool
         Keep only the largest connected organ (with its tumours) of every prediction before
         scoring, as the reference's evaluation does (:func:`tumorsynth.segment.predict.keep_largest_organ`).
+    min_organ_contact : float or None
+        Keep a predicted tumour component only when at least this fraction of the voxels
+        bordering it is organ (None: keep every one); ``tumorsynth predict``'s default.
+    min_tumour_mm3 : float
+        Drop predicted tumour components smaller than this, mm³ (0: keep all);
+        ``tumorsynth predict``'s default. Both rules: :mod:`tumorsynth.segment.postprocess`.
     bootstrap_resamples, bootstrap_seed : int
         The 95 % bootstrap intervals.
     phantom_seeds : tuple of int
@@ -82,6 +89,8 @@ class BenchConfig:
     crop_margin_mm: float | None = 20.0
     tolerance_mm: float = 2.0
     largest_organ: bool = False
+    min_organ_contact: float | None = DEFAULT_POSTPROCESS.min_organ_contact
+    min_tumour_mm3: float = DEFAULT_POSTPROCESS.min_tumour_mm3
     bootstrap_resamples: int = 1000
     bootstrap_seed: int = 0
     phantom_seeds: tuple[int, ...] = tuple(PHANTOM_SEED + k for k in range(4))
@@ -104,6 +113,14 @@ class BenchConfig:
             raise ConfigError("tolerance_mm and bootstrap_resamples must be >= 0")
         if self.crop_margin_mm is not None and self.crop_margin_mm < 0:
             raise ConfigError("crop_margin_mm must be >= 0 (or null: no crop)")
+        contact = self.min_organ_contact
+        if (contact is not None and not 0 <= contact <= 1) or not self.min_tumour_mm3 >= 0:
+            raise ConfigError("min_organ_contact must be in [0, 1] (or null), min_tumour_mm3 >= 0")
+
+    @property
+    def postprocess(self) -> PostProcess:
+        """The post-processing of every prediction before it is scored."""
+        return PostProcess(self.largest_organ, self.min_organ_contact, self.min_tumour_mm3)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field."""

@@ -235,7 +235,8 @@ def load_segmenter(
             return Model(name or _default_name(path), "torchscript", str(path), predict)
         from tumorsynth.segment.predict import Predictor
 
-        predictor = Predictor.from_checkpoint(path, device)
+        # raw labels: the benchmark post-processes every model's alike (its config's rules)
+        predictor = Predictor.from_checkpoint(path, device, postprocess=None)
         return Model(name or _default_name(path), "checkpoint", str(path), predictor)
     if ":" in text and not path.exists():
         return Model(name or text.rpartition(":")[2], "callable", text, _callable(text))

@@ -54,7 +54,7 @@ from tumorsynth.engine.label_maps import label_codes
 from tumorsynth.errors import ConfigError
 from tumorsynth.evaluate.figure import require_matplotlib
 from tumorsynth.evaluate.metrics import equivalent_radius_mm, evaluate_case
-from tumorsynth.segment.predict import keep_largest_organ
+from tumorsynth.segment.postprocess import PostProcess
 from tumorsynth.version import __version__
 
 __all__ = ["RobustnessReport", "run_robustness"]
@@ -143,13 +143,13 @@ def _where(case: TestCase) -> str:
 
 
 def _score(
-    model: Model, case: TestCase, tolerance_mm: float, largest_organ: bool, organ: str = "liver"
+    model: Model, case: TestCase, tolerance_mm: float, rules: PostProcess, organ: str = "liver"
 ) -> dict:
     pred = run_model(model, case.image, case.spacing_mm, _where(case))
-    if largest_organ:
-        pred = keep_largest_organ(pred)
     # a model of per-organ codes is scored on this organ's codes (the test labels are 1 and 2)
     organ_code, tumour_code = label_codes(organ, getattr(model.predict, "label_scheme", "shared"))
+    if not rules.is_identity:
+        pred = rules(pred, case.spacing_mm, ((organ_code, tumour_code),))
     gt = np.array([0, organ_code, tumour_code], np.uint8)[case.label]
     m = evaluate_case(
         pred, gt, case.spacing_mm, tumour_label=tumour_code, organ_label=organ_code,
@@ -275,7 +275,7 @@ def run_robustness(
         for spec in [*plan, *grid]:
             case = _synthesize_case(host_list[spec.index % len(host_list)], single, spec, seed)
             for model in loaded:
-                score = _score(model, case, cfg.tolerance_mm, cfg.largest_organ, organ)
+                score = _score(model, case, cfg.tolerance_mm, cfg.postprocess, organ)
                 if spec.kind == "shell":
                     rows.append(_shell_row(case, score))
                 else:

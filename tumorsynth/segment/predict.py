@@ -16,15 +16,16 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 from tqdm.auto import tqdm
 
+from tumorsynth.engine.label_maps import PER_ORGAN_CODES
 from tumorsynth.errors import InputError
 from tumorsynth.io.volume import (
     geometry_of,
@@ -32,6 +33,12 @@ from tumorsynth.io.volume import (
     resample_to_spacing,
     to_array,
     write_volume,
+)
+from tumorsynth.segment.postprocess import (
+    DEFAULT_POSTPROCESS,
+    SHARED_CODES,
+    PostProcess,
+    keep_largest_organ,
 )
 
 __all__ = ["Predictor", "keep_largest_organ", "predict_files", "predict_volume", "window"]
@@ -83,18 +90,6 @@ def window(hu: torch.Tensor, window_hu: tuple[float, float]) -> torch.Tensor:
     return ((hu.float() - lo) / (hi - lo)).clamp_(0.0, 1.0)
 
 
-def keep_largest_organ(labels: np.ndarray) -> np.ndarray:
-    """Organ-restricted post-processing: keep the largest 26-connected component of organ and
-    tumour together (the liver with the tumours in it) and clear everything else."""
-    foreground = labels > 0
-    components, n = ndimage.label(foreground, structure=np.ones((3, 3, 3), bool))
-    if n <= 1:
-        return labels
-    sizes = ndimage.sum_labels(foreground, components, index=np.arange(1, n + 1))
-    keep = components == 1 + int(np.argmax(sizes))
-    return np.where(keep, labels, 0).astype(labels.dtype)
-
-
 @dataclass
 class Predictor:
     """A trained network with its preprocessing: CT in HU in, labels out.
@@ -117,6 +112,10 @@ class Predictor:
     label_scheme : str
         The codes of its labels: ``shared`` (1 organ, 2 tumour) or ``per_organ``
         (:data:`tumorsynth.engine.label_maps.PER_ORGAN_CODES`), as the checkpoint records.
+    postprocess : PostProcess or None
+        Applied to the labels on the CT's own grid (tumour specks and tumours off the organ go;
+        :mod:`tumorsynth.segment.postprocess`); None gives the network's labels as they are.
+        :meth:`from_checkpoint` sets ``tumorsynth predict``'s defaults.
     """
 
     model: torch.nn.Module
@@ -129,6 +128,7 @@ class Predictor:
     amp: bool = True
     name: str = "the network"
     label_scheme: str = "shared"
+    postprocess: PostProcess | None = None
 
     @classmethod
     def from_checkpoint(
@@ -139,6 +139,7 @@ class Predictor:
         spacing: str = "model",
         overlap: float = 0.5,
         sw_batch_size: int = 4,
+        postprocess: PostProcess | None = DEFAULT_POSTPROCESS,
     ) -> Predictor:
         """Load a ``tumorsynth train`` checkpoint.
 
@@ -150,6 +151,9 @@ class Predictor:
         spacing : str
             ``"model"``: resample each CT to the checkpoint's training voxel size (when it has
             one); ``"native"``: segment at the CT's own.
+        postprocess : PostProcess or None
+            The post-processing of the labels (``tumorsynth predict``'s defaults,
+            :data:`~tumorsynth.segment.postprocess.DEFAULT_POSTPROCESS`; None: raw labels).
         """
         from tumorsynth.segment.checkpoint import load_model
 
@@ -169,6 +173,7 @@ class Predictor:
             sw_batch_size=sw_batch_size,
             name=str(path),
             label_scheme=str(meta.get("label_scheme", "shared")),
+            postprocess=postprocess,
         )
 
     def __call__(self, image_hu: np.ndarray, spacing_mm: Sequence[float]) -> np.ndarray:
@@ -188,7 +193,18 @@ class Predictor:
         ).numpy()  # fmt: skip
         if target is not None:
             labels = resample_to_spacing(labels, target, spacing, shape=image.shape)
-        return labels.astype(np.uint8)
+        labels = labels.astype(np.uint8)
+        if self.postprocess is not None and not self.postprocess.is_identity:
+            labels = self.postprocess(labels, spacing, self.codes)
+        return labels
+
+    @property
+    def codes(self) -> tuple[tuple[int, int], ...]:
+        """The (organ code, tumour code) pairs of its labels: ``((1, 2),)`` in the ``shared``
+        scheme, one pair per organ in ``per_organ``."""
+        if self.label_scheme == "shared":
+            return SHARED_CODES
+        return tuple(PER_ORGAN_CODES.values())
 
 
 def _output_names(paths: Sequence[Path]) -> list[str]:
@@ -222,6 +238,7 @@ def predict_files(
     device: str = "auto",
     spacing: str = "model",
     largest_organ: bool = False,
+    postprocess: PostProcess | None = DEFAULT_POSTPROCESS,
     overlap: float = 0.5,
     sw_batch_size: int = 4,
     overwrite: bool = False,
@@ -240,7 +257,11 @@ def predict_files(
     device, spacing, overlap, sw_batch_size
         See :meth:`Predictor.from_checkpoint`.
     largest_organ : bool
-        Organ-restricted post-processing (:func:`keep_largest_organ`).
+        Keep only the largest connected organ with its tumours (:func:`keep_largest_organ`), on
+        top of ``postprocess``.
+    postprocess : PostProcess or None
+        Tumour specks and tumours off the organ removed (:mod:`tumorsynth.segment.postprocess`;
+        by default ``tumorsynth predict``'s measured defaults); None writes the raw labels.
     overwrite : bool
         Replace label maps that exist (else they are an error, before anything is computed).
         An input CT is never replaced (an error, whatever ``overwrite``).
@@ -261,9 +282,13 @@ def predict_files(
     taken = [str(t) for t in targets if t.exists()]
     if taken and not overwrite:
         raise InputError(f"{taken[0]} exists ({len(taken)} outputs do): pass --overwrite")
+    rules = postprocess or PostProcess()
+    if largest_organ:
+        rules = dataclasses.replace(rules, largest_organ=True)
     predictor = Predictor.from_checkpoint(
-        checkpoint, device, spacing=spacing, overlap=overlap, sw_batch_size=sw_batch_size
-    )
+        checkpoint, device, spacing=spacing, overlap=overlap, sw_batch_size=sw_batch_size,
+        postprocess=rules,
+    )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     pairs = list(zip(paths, targets, strict=True))
     for path, target in tqdm(pairs, desc="predict", unit="case", disable=not progress):
@@ -273,7 +298,5 @@ def predict_files(
         if not np.isfinite(array).all():
             raise InputError(f"{path}: the CT holds NaN or infinite values")
         labels = predictor(array, spacing_mm)
-        if largest_organ:
-            labels = keep_largest_organ(labels)
         write_volume(target, labels, spacing_mm, origin, direction)
     return targets

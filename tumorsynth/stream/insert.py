@@ -48,7 +48,8 @@ def insert_tumours(
     images : (B, 1, X, Y, Z) float tensor
         Healthy crops in HU (before windowing).
     labels : (B, 1, X, Y, Z) uint8 tensor
-        0/1 organ masks (any value above 1 is treated as organ).
+        0/1 organ masks (any value above 1 is treated as organ; 2 is kept: the tumours of a
+        labelled scan's crop, whose params are empty, stay 2).
     params : sequence of B dicts or TumorParams
         ``batch["params"]`` of ``TumorStream(render=False)``; an empty dict renders nothing.
 
@@ -77,7 +78,7 @@ def insert_tumours(
         from tumorsynth.engine.batch import render_batch
 
         out, lab = render_batch(hu, organs.contiguous(), drawn)
-        return out[:, None], lab[:, None]
+        return out[:, None], _keep_tumours(lab[:, None], labels)
     from tumorsynth.engine.pipeline import render
 
     outs, labs = [], []
@@ -85,4 +86,9 @@ def insert_tumours(
         result = render(hu[b], organs[b], p.spacing_mm, p)
         outs.append(result.image)
         labs.append(result.label)
-    return torch.stack(outs)[:, None], torch.stack(labs)[:, None]
+    return torch.stack(outs)[:, None], _keep_tumours(torch.stack(labs)[:, None], labels)
+
+
+def _keep_tumours(rendered: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
+    """The rendered labels, with the tumour label (2) of the given ones kept."""
+    return torch.where(given == 2, torch.full_like(rendered, 2), rendered)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,12 +74,25 @@ class TrainConfig:
     spacing_mm : float, optional
         Resample every host and validation CT to this isotropic voxel size at load, mm (linear for
         the CT, nearest for masks; the reference trains at 1 mm); None keeps their own.
+    real_images, real_labels : list of str
+        Labelled real scans trained on beside the synthetic crops, with their own labels (0
+        background, 1 organ, 2 tumour, as LiTS; no tumours synthesised into them): files, folders
+        or globs, paired by name or in order. Used when ``mix`` gives ``real`` a weight.
+    real_dataset : str, optional
+        An MSD / nnU-Net ``dataset.json`` of labelled scans (instead of ``real_images``).
+    mix : dict of str to float
+        Mixing weights of the crops' sources: ``phantom`` (``n_phantoms`` built-in phantoms),
+        ``ct`` (the healthy CT of ``images`` / ``dataset``) and ``real`` (the labelled scans), e.g.
+        ``{phantom: 1, ct: 1, real: 2}``; the weights are normalised to fractions, and the crops
+        follow them to within one crop per process (each crop's source is logged in
+        ``streams/rank<r>.jsonl``). Empty (the default): the healthy CT if given, else phantoms.
     val_images, val_labels : list of str
         Optional labelled validation CTs and label maps (0 background, 1 organ, 2 tumour; LiTS and
         MSD Task03 use this convention).
     n_val_synthetic : int
         Synthetic validation volumes: phantoms with seeds 1000, 1001, ... (not a training host) and
-        tumours from fixed seeds, used when no ``val_images`` are given.
+        tumours from fixed seeds; used beside ``val_images`` when both are given (the scores are
+        means over all validation cases).
     network : str
         ``"unet"`` (MONAI UNet, 2 residual units, the reference's), ``"basic_unet"`` or
         ``"swin_unetr"``.
@@ -152,6 +166,10 @@ class TrainConfig:
     n_phantoms: int = 1
     phantom_spacing_mm: float = 1.0
     spacing_mm: float | None = None
+    real_images: list[str] = field(default_factory=list)
+    real_labels: list[str] = field(default_factory=list)
+    real_dataset: str | None = None
+    mix: dict[str, float] = field(default_factory=dict)
     val_images: list[str] = field(default_factory=list)
     val_labels: list[str] = field(default_factory=list)
     n_val_synthetic: int = 0
@@ -218,8 +236,9 @@ def _problems(c: TrainConfig) -> list[str]:
         out.append("masks: given without images")
     if c.images and c.dataset:
         out.append("give images/masks or dataset, not both")
-    if not c.images and not c.dataset and c.n_phantoms < 1:
+    if not c.mix and not c.images and not c.dataset and c.n_phantoms < 1:
         out.append("no healthy cases: set images and masks, dataset, or n_phantoms >= 1")
+    out += _mix_problems(c)
     if len(c.val_images) != len(c.val_labels):
         out.append(f"{len(c.val_images)} val_images but {len(c.val_labels)} val_labels")
     if c.window_hu[0] >= c.window_hu[1]:
@@ -291,6 +310,43 @@ def synth_config_of(config: TrainConfig, organ: str) -> str | dict[str, Any]:
     if config.synth_config is not None:
         return config.synth_config
     return "kidney" if organ.startswith("kidney") else organ
+
+
+def _mix_problems(c: TrainConfig) -> list[str]:
+    """What is wrong with the sources of a mixed run (``mix``, ``real_*``)."""
+    from tumorsynth.stream.mixed import SOURCES
+
+    out = []
+    if c.real_labels and not c.real_images:
+        out.append("real_labels: given without real_images")
+    if c.real_images and c.real_dataset:
+        out.append("give real_images/real_labels or real_dataset, not both")
+    unknown = sorted(set(c.mix) - set(SOURCES))
+    if unknown:
+        out.append(f"mix: unknown source(s) {unknown}; the sources are {', '.join(SOURCES)}")
+        return out
+    weights = {k: float(v) if isinstance(v, (int, float)) else math.nan for k, v in c.mix.items()}
+    if c.mix and not (all(w >= 0 for w in weights.values()) and sum(weights.values()) > 0):
+        out.append(f"mix: weights must be numbers >= 0 with a positive sum, got {dict(c.mix)}")
+        return out
+    has = {
+        "phantom": c.n_phantoms >= 1,
+        "ct": bool(c.images or c.dataset),
+        "real": bool(c.real_images or c.real_dataset),
+    }
+    given = {"phantom": "n_phantoms >= 1", "ct": "images or dataset",
+             "real": "real_images or real_dataset"}  # fmt: skip
+    for name in SOURCES:
+        weight = weights.get(name, 0.0)
+        if weight > 0 and not has[name]:
+            out.append(f"mix: {name!r} has weight {weight:g} but no {given[name]} is set")
+        elif c.mix and weight == 0 and has[name] and name != "phantom":
+            out.append(f"{given[name].split(' or ')[0]}: given, but mix gives {name!r} no weight")
+    if not c.mix and has["real"]:
+        out.append("real_images: labelled scans need a mix, e.g. mix={ct: 1, real: 1}")
+    if c.mix and (len(c.organs) > 1 or c.label_scheme != "shared"):
+        out.append("mix: mixed training is for one organ with the shared labels (0, 1, 2)")
+    return out
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -368,7 +424,8 @@ def load_train_config(
     ):
         if key in data:
             data[key] = _as_number(data[key])
-    for key in ("images", "masks", "val_images", "val_labels", "organs"):
+    keys = ("images", "masks", "val_images", "val_labels", "organs", "real_images", "real_labels")
+    for key in keys:
         if isinstance(data.get(key), str):
             data[key] = [data[key]]
     return build_dataclass(TrainConfig, data, where)

@@ -39,6 +39,7 @@ __all__ = [
     "load_val_cases",
     "make_loader",
     "multi_organ",
+    "read_labelled",
 ]
 
 log = logging.getLogger("tumorsynth.train")
@@ -170,45 +171,61 @@ def _resampled(config: TrainConfig, image, labels, spacing_mm):
     return image, labels, target
 
 
+def read_labelled(
+    config: TrainConfig, image_path, label_path, what: str = "validation"
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """A labelled CT (0 background, 1 organ, 2 tumour, or the run's ``per_organ`` codes) at
+    ``config.spacing_mm``: float32 HU, uint8 labels and the spacing, mm.
+
+    Raises
+    ------
+    InputError
+        An unreadable file, or labels with other values (``what`` names their role).
+    ConfigError
+        A patch larger than the volume.
+    """
+    from tumorsynth.io.case import read_pair
+
+    volume, label, _ = read_pair(image_path, label_path)
+    values = set(np.unique(label).tolist())
+    allowed = {0, *(c for o in config.organs for c in label_codes(o, config.label_scheme))}
+    if not values <= allowed:
+        codes = (
+            "0 background, 1 organ, 2 tumour"
+            if allowed == {0, 1, 2}
+            else f"the {config.label_scheme} codes {sorted(allowed)}"
+        )
+        raise InputError(f"{label_path}: {what} labels must be {codes}; found {sorted(values)[:8]}")
+    image, label, spacing = _resampled(
+        config, volume.array.astype(np.float32), label.astype(np.uint8), volume.spacing_mm
+    )
+    _check_patch(config, str(image_path), image.shape)
+    return image, label, spacing
+
+
 def load_val_cases(
     config: TrainConfig, progress: bool = True, share: tuple[int, int] = (0, 1)
 ) -> list[ValCase]:
-    """The labelled validation cases of ``config``: ``val_images`` with ``val_labels``, else
+    """The labelled validation cases of ``config``: ``val_images`` with ``val_labels``, and
     ``n_val_synthetic`` phantoms (seeds from :data:`VAL_PHANTOM_SEED`) with tumours from fixed
     seeds, cropped to the organ and a margin of half a patch. ``share = (rank, world)``: only every
     ``world``-th case from ``rank`` on (the ranks of a run validate a share each)."""
-    from tumorsynth.io.case import read_pair
-
     rank, world = share
-
-    out = []
+    jobs: list[tuple] = []
     if config.val_images:
         images = expand_paths(config.val_images, "val_images")
         labels = expand_paths(config.val_labels, "val_labels")
         if len(images) != len(labels):
             raise ConfigError(f"{len(images)} validation images but {len(labels)} label maps")
-        pairs = list(zip(images, labels, strict=True))[rank::world]
-        for image_path, label_path in tqdm(pairs, desc="validation", disable=not progress):
-            volume, label, _ = read_pair(image_path, label_path)
-            values = set(np.unique(label).tolist())
-            allowed = {0, *(c for o in config.organs for c in label_codes(o, config.label_scheme))}
-            if not values <= allowed:
-                what = (
-                    "0 background, 1 organ, 2 tumour"
-                    if allowed == {0, 1, 2}
-                    else f"the {config.label_scheme} codes {sorted(allowed)}"
-                )
-                raise InputError(
-                    f"{label_path}: validation labels must be {what}; found {sorted(values)[:8]}"
-                )
-            image, label, spacing = _resampled(
-                config, volume.array.astype(np.float32), label.astype(np.uint8), volume.spacing_mm
-            )
-            _check_patch(config, str(image_path), image.shape)
-            out.append(ValCase(image_path.name, image, label, spacing))
-        return out
-    for k in range(rank, config.n_val_synthetic, world):
-        out.append(_val_phantom(config, VAL_PHANTOM_SEED + k))
+        jobs += list(zip(images, labels, strict=True))
+    jobs += [(VAL_PHANTOM_SEED + k,) for k in range(config.n_val_synthetic)]
+    out = []
+    for job in tqdm(jobs[rank::world], desc="validation", disable=not progress):
+        if len(job) == 2:
+            image, label, spacing = read_labelled(config, *job)
+            out.append(ValCase(job[0].name, image, label, spacing))
+        else:
+            out.append(_val_phantom(config, job[0]))
     return out
 
 

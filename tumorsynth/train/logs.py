@@ -4,8 +4,9 @@
 ``loss, lr, data_s, step_s, tumour_dice, organ_dice``), empty where a value does not apply;
 TensorBoard events go to ``tensorboard/`` when the
 ``tensorboard`` package is installed (the ``train`` extra installs it). ``streams/rank{r}.jsonl``
-holds one line per step: for each crop of the batch its host case, its position and the seed of
-its tumours, enough to render them again (:func:`tumorsynth.stream.crops.TumorStream.replay`).
+holds one line per step: for each crop of the batch its host case, its position, the seed of its
+tumours and, in a mixed run, its source, enough to render them again
+(:func:`tumorsynth.stream.crops.TumorStream.replay`).
 
 A resumed run continues these files from its checkpoint's step: lines of later steps, written
 after the checkpoint by a run that was then killed, are dropped first.
@@ -104,7 +105,8 @@ class StreamLog:
         self._file = path.open("a")
 
     def write(self, step: int, batch: dict[str, Any]) -> None:
-        """One line: per crop, ``case``, ``crop_lo_vox`` and the tumours' ``seed`` (None: none)."""
+        """One line: per crop, ``case``, ``crop_lo_vox``, the tumours' ``seed`` (None: none) and,
+        in a mixed run, its ``source``."""
         items = [
             {
                 "case": int(c),
@@ -113,6 +115,8 @@ class StreamLog:
             }
             for c, lo, p in zip(batch["case"], batch["crop_lo_vox"], batch["params"], strict=True)
         ]
+        for item, source in zip(items, batch.get("source", ()), strict=False):
+            item["source"] = source
         self._file.write(json.dumps({"step": step, "items": items}) + "\n")
 
     def close(self) -> None:

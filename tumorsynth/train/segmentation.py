@@ -29,6 +29,7 @@ from tumorsynth.engine.label_maps import label_codes
 from tumorsynth.errors import ConfigError, InputError, TumorSynthError
 from tumorsynth.segment.checkpoint import load_checkpoint
 from tumorsynth.segment.networks import build_network, network_spec
+from tumorsynth.segment.postprocess import DEFAULT_POSTPROCESS
 from tumorsynth.segment.predict import Predictor, window
 from tumorsynth.stream import insert_tumours
 from tumorsynth.train.config import TrainConfig
@@ -40,6 +41,7 @@ from tumorsynth.train.data import (
     make_loader,
 )
 from tumorsynth.train.logs import StreamLog
+from tumorsynth.train.mix import load_mixed, make_mixed_loader, source_fractions
 from tumorsynth.train.trainer import Trainer, TrainResult
 from tumorsynth.train.validate import validate
 
@@ -82,7 +84,11 @@ class SegmentationTrainer(Trainer):
         if cfg.init_from and not self.resume:
             self.init_state = read_init(cfg.init_from, network_spec(cfg), cfg.window_hu)
         self.gpu_synth = self._gpu_synthesis()
-        self.hosts = load_hosts(cfg, progress=self.progress and rt.main)
+        if cfg.mix:  # phantoms, healthy CT and labelled scans together (train/mix.py)
+            self.host_groups, self.scans = load_mixed(cfg, progress=self.progress and rt.main)
+            self.hosts = [h for group in self.host_groups.values() for h in group] + self.scans
+        else:
+            self.hosts = load_hosts(cfg, progress=self.progress and rt.main)
         self.val_cases = load_val_cases(cfg, self.progress and rt.main, (rt.rank, rt.world))
         self.has_val = bool(cfg.val_images or cfg.n_val_synthetic)
 
@@ -143,6 +149,10 @@ class SegmentationTrainer(Trainer):
         cfg = self.config
         seed = np.random.SeedSequence([cfg.seed, self.runtime.rank, self.step]).generate_state(1)
         self.aug_rng = torch.Generator().manual_seed(int(seed[0]))
+        if cfg.mix:
+            return make_mixed_loader(
+                cfg, self.host_groups, self.scans, self.step, render=not self.gpu_synth
+            )
         return make_loader(cfg, self.hosts, self.step, render=not self.gpu_synth)
 
     def prepare_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -164,13 +174,15 @@ class SegmentationTrainer(Trainer):
 
     def validate(self) -> dict[str, float] | None:
         """Mean tumour and organ Dice of whole validation volumes, segmented as ``predict`` does
-        (the checkpoint's voxel size, sliding windows); every rank scores its share."""
+        (the checkpoint's voxel size, sliding windows, its default post-processing); every rank
+        scores its share."""
         if not self.has_val:
             return None
         cfg, rt = self.config, self.runtime
         predictor = Predictor(
             self.network, cfg.patch_size, cfg.window_hu, self.meta["spacing_mm"], rt.device,
             cfg.sw_overlap, cfg.sw_batch_size, cfg.amp and rt.device.type == "cuda",
+            label_scheme=cfg.label_scheme, postprocess=DEFAULT_POSTPROCESS,
         )  # fmt: skip
         codes = [label_codes(organ, cfg.label_scheme) for organ in cfg.organs]
         return validate(predictor, self.val_cases, rt.sum, codes)
@@ -182,6 +194,13 @@ class SegmentationTrainer(Trainer):
     def close_logs(self) -> None:
         super().close_logs()
         self.streams.close()
+        if self.config.mix and self.runtime.main:
+            fractions = source_fractions(self.out_dir)
+            log.info(
+                "crop sources: %s (mix %s)",
+                ", ".join(f"{k} {100 * v:.1f} %" for k, v in sorted(fractions.items())),
+                ", ".join(f"{k} {v:g}" for k, v in self.config.mix.items()),
+            )
 
 
 def _architecture(spec: dict[str, Any]) -> dict[str, Any]:
