@@ -34,6 +34,7 @@ __all__ = [
     "ValCase",
     "augment",
     "compose_targets",
+    "crop_loader",
     "host_organs",
     "load_hosts",
     "load_val_cases",
@@ -294,6 +295,11 @@ def make_loader(
         seed=stream_seed(config.seed, start_step),
         render=render,
     )
+    return crop_loader(config, stream)
+
+
+def crop_loader(config: TrainConfig, stream) -> DataLoader:
+    """The DataLoader of a run over an endless stream of crops (``batch_size``, ``num_workers``)."""
     return DataLoader(
         stream,
         batch_size=config.batch_size,

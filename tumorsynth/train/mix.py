@@ -23,17 +23,16 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from tumorsynth.dataset.sources import dataset_json_sources, expand_paths, pair_sources
 from tumorsynth.engine.case import Case
 from tumorsynth.errors import InputError
-from tumorsynth.stream.crops import TumorStream, collate
+from tumorsynth.stream.crops import TumorStream
 from tumorsynth.stream.mixed import LabelledScan, LabelledStream, MixedStream
 from tumorsynth.train.config import TrainConfig, synth_config_of
-from tumorsynth.train.data import load_hosts, read_labelled, stream_seed
+from tumorsynth.train.data import crop_loader, load_hosts, read_labelled, stream_seed
 
 __all__ = ["load_labelled_scans", "load_mixed", "make_mixed_loader", "source_fractions"]
 
@@ -115,15 +114,7 @@ def make_mixed_loader(
     }
     if scans:
         streams["real"] = LabelledStream(scans, **common)
-    stream = MixedStream(streams, _weights(config), seed=seed)
-    return DataLoader(
-        stream,
-        batch_size=config.batch_size,
-        num_workers=config.num_workers,
-        collate_fn=collate,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=config.num_workers > 0,
-    )
+    return crop_loader(config, MixedStream(streams, _weights(config), seed=seed))
 
 
 def source_fractions(run_dir: str | Path) -> dict[str, float]:
