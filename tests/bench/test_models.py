@@ -19,6 +19,9 @@ SMALL = {
     "grid_cases_per_cell": 0,
     "bootstrap_resamples": 50,
     "attributes": ["size"],
+    # the models label tumour without organ: scored as they are, without predict's post-processing
+    "min_organ_contact": None,
+    "min_tumour_mm3": 0.0,
 }
 
 MODELS = '''
