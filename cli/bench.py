@@ -95,7 +95,7 @@ def transfer(config, out_dir, overrides, device, quiet) -> None:
     compare the configs, paired by seed and by case."""
     from tumorsynth.bench.transfer import run_transfer
     from tumorsynth.bench.transfer_report import score_table
-    from tumorsynth.train.config import parse_override
+    from tumorsynth.engine.config_files import parse_override
 
     report = run_transfer(
         config, out_dir, overrides=dict(map(parse_override, overrides)), device=device,

@@ -9,8 +9,8 @@ _SET_HELP = ("Override a config field (repeatable), e.g. --set pretrain.steps=20
 
 
 def _config(config, overrides):
+    from tumorsynth.engine.config_files import parse_override
     from tumorsynth.methods.sar.config import load_sar_config
-    from tumorsynth.train.config import parse_override
 
     return load_sar_config(config, dict(map(parse_override, overrides)))
 

@@ -28,8 +28,8 @@ def train(config, out_dir, overrides, device, resume, overwrite, print_config, q
     """Train the presence classifier, then the agents (CONFIG: YAML/JSON of SparsConfig fields;
     without one, the tiny CPU settings on the built-in phantoms, or with --resume the run's own
     config.json)."""
+    from tumorsynth.engine.config_files import parse_override
     from tumorsynth.methods.spars.config import dumps, load_spars_config
-    from tumorsynth.train.config import parse_override
 
     values = dict(map(parse_override, overrides))
     values.update({k: v for k, v in {"out_dir": out_dir, "device": device}.items() if v})

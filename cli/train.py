@@ -25,7 +25,8 @@ def train(config, overrides, out_dir, steps, network, device, resume, overwrite,
     CONFIG, a UNet trains on the built-in phantom). Under torchrun, each process is one rank of a
     DistributedDataParallel run: torchrun --nproc_per_node 2 -m tumorsynth.cli train CONFIG
     """
-    from tumorsynth.train.config import dumps, load_train_config, parse_override
+    from tumorsynth.engine.config_files import parse_override
+    from tumorsynth.train.config import dumps, load_train_config
 
     values = dict(map(parse_override, overrides))  # --set values are read as YAML, flags are not
     flags = {"out_dir": out_dir, "steps": steps, "network": network, "device": device}

@@ -24,6 +24,7 @@ from typing import Any
 
 from tumorsynth.bench.cases import PHANTOM_SEED
 from tumorsynth.engine.config import PRESETS, load_config, read_config_file
+from tumorsynth.engine.config_files import read_source
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
 from tumorsynth.segment.postprocess import DEFAULT_POSTPROCESS, PostProcess
@@ -188,17 +189,8 @@ def load_transfer_config(
     ConfigError
         An unreadable file, an unknown field or a bad value (named).
     """
-    if isinstance(config, TransferConfig):
-        data, base, where = config.to_dict(), Path.cwd(), "transfer config"
-    elif config is None:
-        data, base, where = {}, Path.cwd(), "transfer config"
-    elif isinstance(config, Mapping):
-        data, base, where = dict(config), Path.cwd(), "transfer config"
-    else:
-        path = Path(config)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data, base, where = dict(read_config_file(path)), path.parent, str(path)
+    data, where = read_source(config, TransferConfig, "transfer config")
+    base = Path(config).parent if isinstance(config, (str, Path)) else Path.cwd()
     overrides = dict(overrides or {})
     recipe_overrides = {
         k.removeprefix("recipe."): overrides.pop(k) for k in list(overrides)

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tumorsynth.engine.config import load_config, read_config_file
+from tumorsynth.engine.config import load_config
+from tumorsynth.engine.config_files import as_number, parse_override, read_fields
 from tumorsynth.engine.label_maps import LABEL_MAPS, LABEL_SCHEMES, ORGAN_LABELS
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
@@ -34,6 +35,7 @@ __all__ = [
     "TrainConfig",
     "load_train_config",
     "parse_override",
+    "runtime_problems",
     "synth_config_of",
 ]
 
@@ -266,16 +268,23 @@ def _problems(c: TrainConfig) -> list[str]:
         out.append("lr and phantom_spacing_mm must be positive, weight_decay non-negative")
     if c.spacing_mm is not None and not c.spacing_mm > 0:
         out.append(f"spacing_mm: positive (mm) or null, got {c.spacing_mm}")
-    if c.threads is not None and c.threads < 1:
-        out.append(f"threads: at least 1, got {c.threads}")
-    if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
-        out.append(f"device: 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
+    out += runtime_problems(c.device, c.threads)
     out += _organ_problems(c)
     for organ in c.organs if all(o in ORGAN_LABELS for o in c.organs) else []:
         try:
             load_config(synth_config_of(c, organ))
         except ConfigError as err:
             out.append(f"synth_config: {err}")
+    return out
+
+
+def runtime_problems(device: str, threads: int | None) -> list[str]:
+    """What is wrong with the ``device`` and ``threads`` fields every Trainer config has."""
+    out = []
+    if threads is not None and threads < 1:
+        out.append(f"threads: at least 1, got {threads}")
+    if not (device in ("auto", "cpu", "cuda") or device.startswith("cuda:")):
+        out.append(f"device: 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
     return out
 
 
@@ -349,31 +358,6 @@ def _mix_problems(c: TrainConfig) -> list[str]:
     return out
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"key=value"`` -> ``(key, value)``, the value read as YAML (``steps=10``, ``lr=1e-3``,
-    ``patch_size=[64,64,64]``, ``images=[a.nii.gz, b.nii.gz]``, ``dataset=null``)."""
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r}: expected key=value")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as err:
-        raise ConfigError(f"override {text!r}: cannot read the value ({err})") from None
-    return key.strip(), parsed
-
-
-def _as_number(value: Any) -> Any:
-    """YAML 1.1 reads ``1e-3`` (no dot) as a string: accept it as a number."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
 def load_train_config(
     source: str | Path | Mapping[str, Any] | TrainConfig | None = None,
     overrides: Sequence[str] | Mapping[str, Any] = (),
@@ -393,27 +377,7 @@ def load_train_config(
         Unreadable file, unknown field (with the valid ones), value of the wrong type, or an
         inconsistent config (see :class:`TrainConfig`).
     """
-    if isinstance(source, TrainConfig):
-        data, where = source.to_dict(), "train config"
-    elif source is None:
-        data, where = {}, "train config"
-    elif isinstance(source, Mapping):
-        data, where = dict(source), "train config"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data, where = read_config_file(path), str(path)
-    extra = (
-        dict(overrides) if isinstance(overrides, Mapping) else dict(map(parse_override, overrides))
-    )
-    data.update(extra)
-    names = [f.name for f in dataclasses.fields(TrainConfig)]
-    for key in data:
-        if key not in names:
-            hint = difflib.get_close_matches(key, names, n=1)
-            maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{where}: unknown field {key!r}{maybe}")
+    data, where = read_fields(source, overrides, TrainConfig, "train config")
     for key in (
         "lr",
         "weight_decay",
@@ -423,7 +387,7 @@ def load_train_config(
         "pos_fraction",
     ):
         if key in data:
-            data[key] = _as_number(data[key])
+            data[key] = as_number(data[key])
     keys = ("images", "masks", "val_images", "val_labels", "organs", "real_images", "real_labels")
     for key in keys:
         if isinstance(data.get(key), str):

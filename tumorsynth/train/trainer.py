@@ -26,7 +26,8 @@ hook                       default
 
 A config is any object with the fields ``out_dir``, ``steps``, ``lr``, ``weight_decay``,
 ``warmup_steps``, ``seed``, ``device``, ``threads``, ``amp``, ``val_every`` and ``save_every``
-(:class:`~tumorsynth.train.config.TrainConfig` has them); a method's config adds its own.
+(:class:`~tumorsynth.train.config.TrainConfig` has them); a method's config adds its own. A
+method that runs several Trainers from one config of its own gives each a :class:`RunSettings`.
 
 Examples
 --------
@@ -66,9 +67,27 @@ from tumorsynth.segment.checkpoint import load_checkpoint, save_checkpoint
 from tumorsynth.train.logs import MetricsLog
 from tumorsynth.train.runtime import start_runtime
 
-__all__ = ["TrainResult", "Trainer"]
+__all__ = ["RunSettings", "TrainResult", "Trainer"]
 
 log = logging.getLogger("tumorsynth.train")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Exactly the fields a :class:`Trainer` reads from its config: one run's settings, for a
+    method that makes several runs (stages, rounds) from a config of its own."""
+
+    out_dir: str
+    steps: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    seed: int
+    device: str
+    threads: int | None
+    amp: bool
+    val_every: int
+    save_every: int
 
 
 @dataclass(frozen=True)

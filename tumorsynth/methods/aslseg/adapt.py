@@ -19,13 +19,13 @@ import torch
 from torch import nn
 
 from tumorsynth.errors import InputError
-from tumorsynth.methods.aslseg.config import ASLsegConfig, StageConfig
+from tumorsynth.methods.aslseg.config import ASLsegConfig
 from tumorsynth.methods.aslseg.corrupt import corrupt
 from tumorsynth.methods.aslseg.nets import basic_unet, flip_pairs, load_weights
 from tumorsynth.methods.aslseg.sam import SamPrompter
 from tumorsynth.methods.aslseg.slices import Slices
 from tumorsynth.segment.checkpoint import load_checkpoint
-from tumorsynth.train.trainer import Trainer
+from tumorsynth.train.trainer import RunSettings, Trainer
 
 __all__ = ["AdaptTrainer", "Refiner", "adapter_inputs", "load_adapter", "synthetic_pseudo_labels"]
 
@@ -70,7 +70,7 @@ class AdaptTrainer(Trainer):
 
     Parameters
     ----------
-    config : StageConfig
+    config : RunSettings
     method : ASLsegConfig
     labelled : Slices
         The labelled set (with and without tumour).
@@ -83,7 +83,7 @@ class AdaptTrainer(Trainer):
     metric_columns = ("loss", "lr", "data_s", "step_s")
     architecture_keys = ("features",)
 
-    def __init__(self, config: StageConfig, method: ASLsegConfig, labelled: Slices,
+    def __init__(self, config: RunSettings, method: ASLsegConfig, labelled: Slices,
                  prompter: SamPrompter, init: str | Path | None = None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(config, **kwargs)

@@ -14,7 +14,6 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
 from collections.abc import Mapping, Sequence
@@ -22,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tumorsynth.engine.config import load_config, read_config_file
+from tumorsynth.engine.config import load_config
+from tumorsynth.engine.config_files import as_number, read_fields
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
+from tumorsynth.train.config import runtime_problems
+from tumorsynth.train.trainer import RunSettings
 
 __all__ = [
     "CORRUPTIONS",
@@ -32,7 +34,6 @@ __all__ = [
     "SAM_PREPROCESSING",
     "SSL_METHODS",
     "ASLsegConfig",
-    "StageConfig",
     "load_aslseg_config",
     "stage_config",
 ]
@@ -309,23 +310,8 @@ def _problems(c: ASLsegConfig) -> list[str]:
             out.append(f"{name}: positive, got {getattr(c, name)}")
     if c.weight_decay < 0 or c.margin_mm < 0:
         out.append("weight_decay and margin_mm: at least 0")
-    if c.threads is not None and c.threads < 1:
-        out.append(f"threads: at least 1, got {c.threads}")
-    if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
-        out.append(f"device: 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
+    out += runtime_problems(c.device, c.threads)
     return out
-
-
-def _parse_override(text: str) -> tuple[str, Any]:
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r}: expected key=value")
-    try:
-        return key.strip(), yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError as err:
-        raise ConfigError(f"override {text!r}: cannot read the value ({err})") from None
 
 
 def load_aslseg_config(
@@ -347,58 +333,19 @@ def load_aslseg_config(
         Unreadable file, unknown field (with the closest valid one), value of the wrong type, or
         an inconsistent config; the message names the field.
     """
-    if isinstance(source, ASLsegConfig):
-        data, where = source.to_dict(), "aslseg config"
-    elif source is None:
-        data, where = {}, "aslseg config"
-    elif isinstance(source, Mapping):
-        data, where = dict(source), "aslseg config"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data, where = read_config_file(path), str(path)
-    extra = (
-        dict(overrides) if isinstance(overrides, Mapping) else dict(map(_parse_override, overrides))
-    )
-    data.update(extra)
-    names = [f.name for f in dataclasses.fields(ASLsegConfig)]
-    for key in data:
-        if key not in names:
-            hint = difflib.get_close_matches(key, names, n=1)
-            maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{where}: unknown field {key!r}{maybe}")
+    data, where = read_fields(source, overrides, ASLsegConfig, "aslseg config")
     for key, value in data.items():
-        if isinstance(value, str) and key.endswith(("_lr", "_decay", "_mm", "_min", "_std")):
-            with contextlib.suppress(ValueError):  # YAML 1.1 reads 1e-3 (no dot) as a string
-                data[key] = float(value)
+        if key.endswith(("_lr", "_decay", "_mm", "_min", "_std")):
+            data[key] = as_number(value)
     for key in _LISTS:
         if isinstance(data.get(key), str):
             data[key] = [data[key]]
     return build_dataclass(ASLsegConfig, data, where)
 
 
-@dataclass(frozen=True)
-class StageConfig:
-    """The settings one :class:`~tumorsynth.train.Trainer` run of a stage reads (its fields are
-    those every Trainer config has)."""
-
-    out_dir: str
-    steps: int
-    lr: float
-    weight_decay: float
-    warmup_steps: int
-    seed: int
-    device: str
-    threads: int | None
-    amp: bool
-    val_every: int
-    save_every: int
-
-
 def stage_config(
     config: ASLsegConfig, stage: str, out_dir: str | Path, round_index: int
-) -> StageConfig:
+) -> RunSettings:
     """The Trainer settings of ``stage`` (``ssl``, ``sam`` or ``adapt``) in round ``round_index``,
     run in ``out_dir``; each stage and round has its own seed."""
     steps, lr = {
@@ -407,7 +354,7 @@ def stage_config(
         "adapt": (config.adapt_steps, config.adapt_lr),
     }[stage]
     seed = config.seed * 1000 + 10 * round_index + ("ssl", "sam", "adapt").index(stage)
-    return StageConfig(
+    return RunSettings(
         out_dir=str(out_dir), steps=steps, lr=lr, weight_decay=config.weight_decay,
         warmup_steps=min(config.warmup_steps, steps), seed=seed, device=config.device,
         threads=config.threads, amp=config.amp, val_every=steps, save_every=config.save_every,

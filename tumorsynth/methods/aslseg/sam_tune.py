@@ -19,14 +19,14 @@ import torch
 from torch import nn
 
 from tumorsynth.errors import InputError
-from tumorsynth.methods.aslseg.config import ASLsegConfig, StageConfig
+from tumorsynth.methods.aslseg.config import ASLsegConfig
 from tumorsynth.methods.aslseg.nets import load_weights
 from tumorsynth.methods.aslseg.prompts import boxes as boxes_of
 from tumorsynth.methods.aslseg.prompts import components, jitter
 from tumorsynth.methods.aslseg.sam import SamPrompter, load_sam
 from tumorsynth.methods.aslseg.slices import Slices
 from tumorsynth.segment.checkpoint import load_checkpoint
-from tumorsynth.train.trainer import Trainer
+from tumorsynth.train.trainer import RunSettings, Trainer
 
 __all__ = ["PromptHead", "SamTuner", "load_tuned_sam", "prompter_for"]
 
@@ -65,7 +65,7 @@ class SamTuner(Trainer):
 
     Parameters
     ----------
-    config : StageConfig
+    config : RunSettings
     method : ASLsegConfig
     labelled : Slices
         The labelled set; its slices with tumour give the prompts.
@@ -78,7 +78,7 @@ class SamTuner(Trainer):
     metric_columns = ("loss", "lr", "data_s", "step_s")
     architecture_keys = ("sam_model",)
 
-    def __init__(self, config: StageConfig, method: ASLsegConfig, labelled: Slices,
+    def __init__(self, config: RunSettings, method: ASLsegConfig, labelled: Slices,
                  sam_checkpoint: str | Path | None, init: str | Path | None = None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(config, **kwargs)

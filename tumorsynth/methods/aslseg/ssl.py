@@ -38,11 +38,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from tumorsynth.errors import InputError
-from tumorsynth.methods.aslseg.config import SSL_METHODS, ASLsegConfig, StageConfig
+from tumorsynth.methods.aslseg.config import SSL_METHODS, ASLsegConfig
 from tumorsynth.methods.aslseg.nets import basic_unet, flip_pairs, load_weights
 from tumorsynth.methods.aslseg.slices import Slices
 from tumorsynth.segment.checkpoint import load_checkpoint
-from tumorsynth.train.trainer import Trainer
+from tumorsynth.train.trainer import RunSettings, Trainer
 
 __all__ = [
     "UA_MT_PASSES",
@@ -127,7 +127,7 @@ class SemiSupervisedTrainer(Trainer):
 
     Parameters
     ----------
-    config : StageConfig
+    config : RunSettings
         The run's Trainer settings (steps, learning rate, folder, ...).
     method : ASLsegConfig
         The method's settings.
@@ -140,7 +140,7 @@ class SemiSupervisedTrainer(Trainer):
     metric_columns = ("loss", "lr", "data_s", "step_s", "supervised", "consistency", "weight")
     architecture_keys = ("ssl_method", "features")
 
-    def __init__(self, config: StageConfig, method: ASLsegConfig, labelled: Slices,
+    def __init__(self, config: RunSettings, method: ASLsegConfig, labelled: Slices,
                  unlabelled: Slices, init: str | Path | None = None,
                  **kwargs: Any) -> None:  # fmt: skip
         super().__init__(config, **kwargs)

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tumorsynth.engine.config import load_config, read_config_file
+from tumorsynth.engine.config import load_config
+from tumorsynth.engine.config_files import as_number, check_fields, overrides_dict, read_source
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
 from tumorsynth.segment.networks import NETWORKS, patch_multiple
-from tumorsynth.train.config import TrainConfig, load_train_config, parse_override
+from tumorsynth.train.config import TrainConfig, load_train_config, runtime_problems
 
 __all__ = [
     "INITS",
@@ -281,10 +282,7 @@ def _problems(c: PretrainConfig) -> list[str]:
         out.append("lr and phantom_spacing_mm must be positive, weight_decay non-negative")
     if c.spacing_mm is not None and not c.spacing_mm > 0:
         out.append(f"spacing_mm: positive (mm) or null, got {c.spacing_mm}")
-    if c.threads is not None and c.threads < 1:
-        out.append(f"threads: at least 1, got {c.threads}")
-    if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
-        out.append(f"device: 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
+    out += runtime_problems(c.device, c.threads)
     if any(d.tumours for d in c.domains):
         try:
             load_config(c.synth_config)
@@ -371,16 +369,6 @@ _FLOATS = ("phantom_spacing_mm", "spacing_mm", "pos_fraction", "body_hu", "flip_
            "scale_weight", "domain_weight", "reversal_strength", "lr", "weight_decay")  # fmt: skip
 
 
-def _as_number(value: Any) -> Any:
-    """YAML 1.1 reads ``1e-3`` (no dot) as a string: accept it as a number."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
 def _apply(data: dict[str, Any], key: str, value: Any, where: str) -> None:
     """Set ``section.field`` of ``data`` (a dotted override)."""
     section, dot, name = key.partition(".")
@@ -420,14 +408,8 @@ def load_sar_config(
         data, where = {k: dict(v) if isinstance(v, Mapping) else v
                        for k, v in (source or {}).items()}, "sar config"  # fmt: skip
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data, where = read_config_file(path), str(path)
-    extra = (
-        dict(overrides) if isinstance(overrides, Mapping) else dict(map(parse_override, overrides))
-    )
-    for key, value in extra.items():
+        data, where = read_source(source, SarConfig, "sar config")
+    for key, value in overrides_dict(overrides).items():
         _apply(data, key, value, where)
     sections = [f.name for f in dataclasses.fields(SarConfig)]
     for key in data:
@@ -440,12 +422,8 @@ def load_sar_config(
         raise ConfigError(f"{where}: pretrain must be a mapping of fields")
     for key in _FLOATS:
         if key in pre:
-            pre[key] = _as_number(pre[key])
+            pre[key] = as_number(pre[key])
     names = [f.name for f in dataclasses.fields(PretrainConfig)]
-    for key in pre:
-        if key not in names:
-            hint = difflib.get_close_matches(key, names, n=1)
-            maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{where}: unknown field pretrain.{key}{maybe}")
+    check_fields(pre, names, where, section="pretrain")
     data["pretrain"] = pre
     return build_dataclass(SarConfig, data, where)

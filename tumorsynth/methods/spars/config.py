@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tumorsynth.engine.config import load_config, read_config_file
+from tumorsynth.engine.config import load_config
+from tumorsynth.engine.config_files import as_number, read_fields
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
-from tumorsynth.train.config import parse_override
+from tumorsynth.train.config import runtime_problems
 
 __all__ = ["DEFAULT_SYNTH", "SparsConfig", "dumps", "load_spars_config"]
 
@@ -286,10 +287,7 @@ def _problems(c: SparsConfig) -> list[str]:
     for name in ("clf_weight_decay", "clf_box_negatives", "mil_weight", "ppo_ent_coef"):
         if getattr(c, name) < 0:
             out.append(f"{name}: at least 0, got {getattr(c, name)}")
-    if c.threads is not None and c.threads < 1:
-        out.append(f"threads: at least 1, got {c.threads}")
-    if not (c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:")):
-        out.append(f"device: 'auto', 'cpu', 'cuda' or 'cuda:N', got {c.device!r}")
+    out += runtime_problems(c.device, c.threads)
     try:
         load_config(c.synth_config)
     except ConfigError as err:
@@ -303,18 +301,6 @@ _NUMBERS = (
     "mil_weight", "tau", "mask_threshold", "ppo_lr", "ppo_ent_coef", "ppo_gamma",
     "ppo_gae_lambda", "ppo_clip_range",
 )  # fmt: skip
-
-
-def _as_number(value: Any) -> Any:
-    """YAML 1.1 reads ``1e-3`` (no dot) as a string, and ``1`` as an int: accept both as floats."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 def load_spars_config(
@@ -336,32 +322,12 @@ def load_spars_config(
         Unreadable file, unknown field (with the closest valid one), value of the wrong type, or
         an inconsistent config; the message names the field.
     """
-    if isinstance(source, SparsConfig):
-        data, where = source.to_dict(), "spars config"
-    elif source is None:
-        data, where = {}, "spars config"
-    elif isinstance(source, Mapping):
-        data, where = dict(source), "spars config"
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        data, where = read_config_file(path), str(path)
-    extra = (
-        dict(overrides) if isinstance(overrides, Mapping) else dict(map(parse_override, overrides))
-    )
-    data.update(extra)
-    names = [f.name for f in dataclasses.fields(SparsConfig)]
-    for key in data:
-        if key not in names:
-            hint = difflib.get_close_matches(key, names, n=1)
-            maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-            raise ConfigError(f"{where}: unknown field {key!r}{maybe}")
+    data, where = read_fields(source, overrides, SparsConfig, "spars config")
     for key in _NUMBERS:
         if key in data:
-            data[key] = _as_number(data[key])
+            data[key] = as_number(data[key], ints=True)
     if "window_hu" in data and isinstance(data["window_hu"], (list, tuple)):
-        data["window_hu"] = [_as_number(v) for v in data["window_hu"]]
+        data["window_hu"] = [as_number(v, ints=True) for v in data["window_hu"]]
     for key in ("images", "masks"):
         if isinstance(data.get(key), str):
             data[key] = [data[key]]

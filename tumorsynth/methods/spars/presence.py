@@ -31,7 +31,7 @@ from tumorsynth.methods.spars.pairs import (
     min_tumour_vox,
 )
 from tumorsynth.methods.spars.volumes import held_out_hosts, load_hosts
-from tumorsynth.train.trainer import Trainer, TrainResult
+from tumorsynth.train.trainer import RunSettings, Trainer, TrainResult
 
 __all__ = ["ClassifierRun", "PresenceTrainer", "classifier_run", "train_classifier"]
 
@@ -40,21 +40,10 @@ N_VAL_PHANTOMS = 2
 
 
 @dataclass(frozen=True)
-class ClassifierRun:
+class ClassifierRun(RunSettings):
     """The :class:`~tumorsynth.train.Trainer` fields of the classifier's run, taken from a
     :class:`SparsConfig` (``spars``) by :func:`classifier_run`."""
 
-    out_dir: str
-    steps: int
-    lr: float
-    weight_decay: float
-    warmup_steps: int
-    seed: int
-    device: str
-    threads: int | None
-    amp: bool
-    val_every: int
-    save_every: int
     spars: SparsConfig
 
 
