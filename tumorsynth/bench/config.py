@@ -22,7 +22,8 @@ from tumorsynth.bench.attributes import ATTRIBUTES
 from tumorsynth.bench.cases import PHANTOM_SEED
 from tumorsynth.bench.models import TorchScriptConfig
 from tumorsynth.bench.stats import AttributeStats
-from tumorsynth.engine.config import PRESETS, read_config_file
+from tumorsynth.engine.config import read_config_file
+from tumorsynth.engine.config_files import relative_to_config
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
 from tumorsynth.segment.postprocess import DEFAULT_POSTPROCESS, PostProcess
@@ -129,15 +130,6 @@ class BenchConfig:
         return to_jsonable(dataclasses.asdict(self))
 
 
-def _relative(base: Path, value: Any) -> Any:
-    """A file named in a config file is found relative to that file."""
-    if isinstance(value, str) and value not in PRESETS and not Path(value).is_absolute():
-        candidate = base / value
-        if candidate.exists():
-            return str(candidate)
-    return value
-
-
 def load_bench_config(config: str | Path | Mapping[str, Any] | BenchConfig | None) -> BenchConfig:
     """Read benchmark settings from a JSON/YAML file, a dict, or None (every default).
 
@@ -160,10 +152,10 @@ def load_bench_config(config: str | Path | Mapping[str, Any] | BenchConfig | Non
         raise ConfigError(f"a benchmark config is a file or a dict, got {config!r}")
     data = dict(data)
     if "synthesis" in data:
-        data["synthesis"] = _relative(base, data["synthesis"])
+        data["synthesis"] = relative_to_config(base, data["synthesis"])
     stats = data.get("stats")
     if isinstance(stats, str):
-        stats_path = Path(_relative(base, stats))
+        stats_path = Path(relative_to_config(base, stats))
         stats = read_config_file(stats_path).get("stats")
         if not isinstance(stats, Mapping):
             raise ConfigError(f"{stats_path}: holds no 'stats' mapping")

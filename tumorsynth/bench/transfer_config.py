@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tumorsynth.bench.cases import PHANTOM_SEED
-from tumorsynth.engine.config import PRESETS, load_config, read_config_file
-from tumorsynth.engine.config_files import read_source
+from tumorsynth.engine.config import load_config, read_config_file
+from tumorsynth.engine.config_files import read_source, relative_to_config
 from tumorsynth.engine.serialization import build_dataclass, to_jsonable
 from tumorsynth.errors import ConfigError
 from tumorsynth.segment.postprocess import DEFAULT_POSTPROCESS, PostProcess
@@ -165,15 +165,6 @@ def _problems(c: TransferConfig) -> list[str]:
     return out
 
 
-def _relative(base: Path, value: Any) -> Any:
-    """A file named in a config file is found relative to that file."""
-    if isinstance(value, str) and value not in PRESETS and not Path(value).is_absolute():
-        candidate = base / value
-        if candidate.exists():
-            return str(candidate)
-    return value
-
-
 def load_transfer_config(
     config: str | Path | Mapping[str, Any] | TransferConfig | None,
     overrides: Mapping[str, Any] | None = None,
@@ -199,7 +190,7 @@ def load_transfer_config(
     data.update(overrides)
     recipe = data.get("recipe")
     if isinstance(recipe, str):
-        recipe_path = Path(_relative(base, recipe))
+        recipe_path = Path(relative_to_config(base, recipe))
         if not recipe_path.is_file():
             raise ConfigError(f"{where}: recipe {recipe}: no such file")
         recipe = dict(read_config_file(recipe_path))
@@ -208,7 +199,7 @@ def load_transfer_config(
     if recipe is not None:
         data["recipe"] = recipe
     if isinstance(data.get("configs"), Mapping):
-        data["configs"] = {k: _relative(base, v) for k, v in data["configs"].items()}
+        data["configs"] = {k: relative_to_config(base, v) for k, v in data["configs"].items()}
     if isinstance(data.get("postprocess"), Mapping):
         data["postprocess"] = {**DEFAULT_POSTPROCESS.to_dict(), **data["postprocess"]}
     try:

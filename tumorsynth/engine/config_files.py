@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tumorsynth.engine.config import read_config_file
+from tumorsynth.engine.config import PRESETS, read_config_file
 from tumorsynth.errors import ConfigError
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "parse_override",
     "read_fields",
     "read_source",
+    "relative_to_config",
 ]
 
 
@@ -112,3 +113,13 @@ def overrides_dict(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, An
     if isinstance(overrides, Mapping):
         return dict(overrides)
     return dict(map(parse_override, overrides))
+
+
+def relative_to_config(base: Path, value: Any) -> Any:
+    """A file named in a config file is found relative to that file's folder ``base`` (a preset
+    name, an absolute path or a name with no such file there is returned as it is)."""
+    if isinstance(value, str) and value not in PRESETS and not Path(value).is_absolute():
+        candidate = base / value
+        if candidate.exists():
+            return str(candidate)
+    return value
